@@ -1,0 +1,88 @@
+package cluster
+
+import (
+	"sync"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+var _ Placement = (*LocalPlacement)(nil)
+
+// LocalPlacement keeps one actor per user on this node, spawned on first use.
+type LocalPlacement struct {
+	root  *actor.RootContext
+	props func(user string) *actor.Props
+
+	mu     sync.RWMutex
+	actors map[string]*actor.PID
+	closed bool
+}
+
+// NewLocalPlacement spawns user actors from props(user).
+func NewLocalPlacement(root *actor.RootContext, props func(user string) *actor.Props) *LocalPlacement {
+	return &LocalPlacement{root: root, props: props, actors: map[string]*actor.PID{}}
+}
+
+// Send holds the read lock while it enqueues, so a Retire that removes the actor happens either
+// before the message is enqueued (the message reaches a new activation) or after (the old one
+// forwards it): nothing falls between.
+func (p *LocalPlacement) Send(user string, msg any, sender *actor.PID) {
+	p.mu.RLock()
+	pid := p.actors[user]
+	if pid != nil {
+		p.send(pid, msg, sender)
+		p.mu.RUnlock()
+		return
+	}
+	p.mu.RUnlock()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	if pid = p.actors[user]; pid == nil {
+		pid = p.root.Spawn(p.props(user))
+		p.actors[user] = pid
+	}
+	p.send(pid, msg, sender)
+}
+
+func (p *LocalPlacement) send(pid *actor.PID, msg any, sender *actor.PID) {
+	if sender != nil {
+		p.root.RequestWithCustomSender(pid, msg, sender)
+		return
+	}
+	p.root.Send(pid, msg)
+}
+
+func (p *LocalPlacement) Retire(user string, pid *actor.PID) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if cur := p.actors[user]; cur == nil || !cur.Equal(pid) {
+		return false
+	}
+	delete(p.actors, user)
+	return true
+}
+
+// Active reports how many user actors are active (for stats and tests).
+func (p *LocalPlacement) Active() int {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return len(p.actors)
+}
+
+// Close stops every user actor and waits for each; Sends after Close are dropped.
+func (p *LocalPlacement) Close() {
+	p.mu.Lock()
+	p.closed = true
+	pids := make([]*actor.PID, 0, len(p.actors))
+	for _, pid := range p.actors {
+		pids = append(pids, pid)
+	}
+	clear(p.actors)
+	p.mu.Unlock()
+	for _, pid := range pids {
+		_ = p.root.StopFuture(pid).Wait()
+	}
+}
