@@ -1,0 +1,211 @@
+package actors
+
+import (
+	"context"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/presenced/presenced/actors/actorpb"
+	"github.com/presenced/presenced/wire"
+)
+
+// Socket is the connection actor's way to its client. The server implements it over a
+// WebSocket. Both methods are called from the actor's Receive and must not block.
+type Socket interface {
+	// Write queues one encoded text frame. The slice is the socket's from then on.
+	Write(frame []byte)
+	// Close queues an error frame (when code != "") and a close after what is queued.
+	Close(closeCode int, code, msg string)
+}
+
+// Inbound carries one decoded client frame (after hello) from the socket reader to the actor.
+// It never leaves the node, so it is a plain Go value.
+type Inbound struct{ Frame wire.Frame }
+
+// SocketClosed tells the actor its socket is gone; LastHeard is when the client was last heard
+// from (the last seen of a drop).
+type SocketClosed struct{ LastHeard time.Time }
+
+// ConnSpec is what the server knows when it spawns a connection actor: who the client is (from
+// its verified token), whom it follows, and its hello.
+type ConnSpec struct {
+	User      string   // internal user key
+	Login     string   // name shown on the wire
+	Following []string // users this user follows, no duplicates
+	Hello     wire.Hello
+	Socket    Socket
+}
+
+// maxPending bounds the frames a client may send between hello and welcome; the rate limit
+// keeps an honest client far below it.
+const maxPending = 64
+
+// ConnProps makes the props of one connection actor.
+func ConnProps(d *Deps, spec ConnSpec) *actor.Props {
+	return actor.PropsFromProducer(func() actor.Actor {
+		return &connActor{d: d, spec: spec, view: NewView(spec.Following),
+			log: d.Log.With(zap.String("user", spec.User))}
+	})
+}
+
+// connActor wraps a View; all fields are owned by Receive.
+type connActor struct {
+	d    *Deps
+	spec ConnSpec
+	view *View
+	log  *zap.Logger
+	self *actor.PID
+
+	attached   bool   // the user actor gave us the window
+	failed     bool   // the user actor refused the hello
+	window     string // set when attached
+	subscribed bool
+	closed     bool      // the socket is gone
+	lastHeard  time.Time // set with closed
+	detached   bool      // the user actor was told the window's socket ended
+	pending    []wire.Frame
+}
+
+func (c *connActor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		c.self = ctx.Self()
+		c.log = c.log.With(zap.String("conn", c.self.Id))
+		c.d.Placement.Send(c.spec.User, envelope(&actorpb.Attach{
+			User: c.spec.User, Window: c.spec.Hello.Window, ResumeToken: c.spec.Hello.Resume, Conn: connRef(c.self),
+		}), c.self)
+	case Inbound:
+		c.onInbound(ctx, m.Frame)
+	case SocketClosed:
+		c.closed, c.lastHeard = true, m.LastHeard
+		c.finish(ctx)
+	case *actorpb.Envelope:
+		switch b := m.GetBody().(type) {
+		case *actorpb.Envelope_AttachReply:
+			c.onAttached(ctx, b.AttachReply)
+		case *actorpb.Envelope_Update:
+			if f, ok := c.view.Apply(b.Update); ok {
+				c.spec.Socket.Write(wire.Encode(f))
+			}
+		case *actorpb.Envelope_Kick:
+			k := b.Kick
+			c.spec.Socket.Close(int(k.GetCloseCode()), k.GetErrorCode(), k.GetMsg())
+		default:
+			c.log.Warn("connection actor dropping a message it does not handle", zap.String("type", typeName(m)))
+		}
+	}
+}
+
+func (c *connActor) onInbound(ctx actor.Context, f wire.Frame) {
+	if c.closed || c.failed || c.detached {
+		return
+	}
+	if !c.attached {
+		if len(c.pending) < maxPending {
+			c.pending = append(c.pending, f)
+		}
+		return
+	}
+	switch f := f.(type) {
+	case wire.Status:
+		s := &actorpb.StatusReport{Window: c.window, Conn: connRef(c.self)}
+		if f.Has&wire.FieldActivity != 0 {
+			a := int32(f.Activity)
+			s.Activity = &a
+		}
+		if f.Has&wire.FieldProject != 0 {
+			s.Project = proto.String(f.Project)
+		}
+		if f.Has&wire.FieldLanguage != 0 {
+			s.Language = proto.String(f.Language)
+		}
+		c.d.Placement.Send(c.spec.User, envelope(s), nil)
+	case wire.Invisible:
+		c.d.Placement.Send(c.spec.User, envelope(&actorpb.SetInvisible{Window: c.window, On: f.On, Conn: connRef(c.self)}), nil)
+	case wire.Ping:
+		// Pong goes through the actor on purpose: it follows every frame queued before the ping.
+		c.spec.Socket.Write(wire.Encode(wire.Pong{}))
+	case wire.Bye:
+		c.detached = true
+		c.d.Placement.Send(c.spec.User, envelope(&actorpb.Detach{Window: c.window, Conn: connRef(c.self), Bye: true}), nil)
+		c.spec.Socket.Close(wire.CloseNormal, "", "")
+	}
+}
+
+func (c *connActor) onAttached(ctx actor.Context, r *actorpb.AttachReply) {
+	if !r.GetOk() {
+		c.failed = true
+		c.spec.Socket.Close(int(r.GetCloseCode()), r.GetErrorCode(), r.GetErrorMsg())
+		c.finish(ctx)
+		return
+	}
+	c.attached, c.window = true, r.GetWindow()
+	if c.closed {
+		c.finish(ctx)
+		return
+	}
+	c.spec.Socket.Write(wire.Encode(wire.Welcome{ID: c.spec.Login, Resume: r.GetResumeToken(), Resumed: r.GetResumed()}))
+	if err := c.sync(); err != nil {
+		c.log.Error("sync failed; closing so the client resumes", zap.Error(err))
+		c.spec.Socket.Close(wire.CloseInternal, wire.ErrInternal, "could not load your network; reconnect and resume")
+		return
+	}
+	pending := c.pending
+	c.pending = nil
+	for _, f := range pending {
+		c.onInbound(ctx, f)
+	}
+}
+
+// sync subscribes first and reads the store second, so a change published in between reaches
+// the view as an update newer than the snapshot.
+func (c *connActor) sync() error {
+	ctx, cancel := context.WithTimeout(context.Background(), c.d.ioTimeout())
+	defer cancel()
+	if err := c.d.Fanout.Subscribe(ctx, c.view.Following(), c.self); err != nil {
+		return err
+	}
+	c.subscribed = true
+	raw, err := c.d.Store.Presences(ctx, c.view.Following())
+	if err != nil {
+		return err
+	}
+	recs := make([]*actorpb.PresenceUpdate, len(raw))
+	for i, b := range raw {
+		if b == nil {
+			continue
+		}
+		env := &actorpb.Envelope{}
+		if err := proto.Unmarshal(b, env); err != nil {
+			c.log.Warn("stored presence does not decode; showing the user offline", zap.String("followed", c.view.Following()[i]), zap.Error(err))
+			continue
+		}
+		recs[i] = env.GetUpdate()
+	}
+	c.spec.Socket.Write(wire.Encode(c.view.Sync(recs)))
+	return nil
+}
+
+// finish ends the actor once the socket is gone and the hello is settled. A close without bye
+// is a drop: the window waits for a resume.
+func (c *connActor) finish(ctx actor.Context) {
+	if !c.closed || (!c.attached && !c.failed) {
+		return // the socket is still open, or the user actor has not answered the hello yet
+	}
+	if c.attached && !c.detached {
+		c.detached = true
+		c.d.Placement.Send(c.spec.User, envelope(&actorpb.Detach{
+			Window: c.window, Conn: connRef(c.self), LastHeardMs: c.lastHeard.UnixMilli(),
+		}), nil)
+	}
+	if c.subscribed {
+		c.subscribed = false
+		ctx2, cancel := context.WithTimeout(context.Background(), c.d.ioTimeout())
+		c.d.Fanout.Unsubscribe(ctx2, c.view.Following(), c.self)
+		cancel()
+	}
+	ctx.Stop(c.self)
+}

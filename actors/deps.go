@@ -1,0 +1,45 @@
+// Package actors holds presenced's two actors: the user actor (one per user with windows; it
+// owns aggregation, debounce, away, resume tokens, invisible and last seen) and the connection
+// actor (one per socket; it forwards frames to the user actor and keeps the follower's view).
+// Both are thin shells over plain rule types (User, View) that take the time and return effects.
+package actors
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"go.uber.org/zap"
+
+	"github.com/presenced/presenced/cluster"
+)
+
+// Deps is what the actors of one node share. It is built once by the node and read-only after.
+type Deps struct {
+	System    *actor.ActorSystem
+	Placement cluster.Placement
+	Store     cluster.Store
+	Bus       cluster.Bus
+	Fanout    *Fanout
+	User      UserConfig
+	Log       *zap.Logger
+	// IOTimeout bounds one store or bus call made from an actor (default 5 s).
+	IOTimeout time.Duration
+	// NewToken makes resume tokens and window ids (default: 256 random bits, base64url).
+	NewToken func() string
+}
+
+func (d *Deps) ioTimeout() time.Duration {
+	if d.IOTimeout > 0 {
+		return d.IOTimeout
+	}
+	return 5 * time.Second
+}
+
+// RandomToken returns 256 bits from crypto/rand as unpadded base64url (43 characters).
+func RandomToken() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms (Go ≥1.24)
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}

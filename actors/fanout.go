@@ -1,0 +1,101 @@
+package actors
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/presenced/presenced/actors/actorpb"
+	"github.com/presenced/presenced/cluster"
+)
+
+// Fanout routes each user's published changes to the connection actors on this node that follow
+// that user, and holds the node's bus subscription to presence:<user> while at least one does.
+// A delivery touches only the followers of its user: O(K), never all connections.
+type Fanout struct {
+	root *actor.RootContext
+	log  *zap.Logger
+	bus  cluster.Bus // set once by SetBus before any Subscribe
+
+	mu   sync.Mutex
+	subs map[string]map[string]*actor.PID // user → connection actor id → pid
+}
+
+// NewFanout makes an empty fanout. Call SetBus before use: the bus needs Deliver and the
+// fanout needs the bus.
+func NewFanout(root *actor.RootContext, log *zap.Logger) *Fanout {
+	return &Fanout{root: root, log: log, subs: map[string]map[string]*actor.PID{}}
+}
+
+// SetBus connects the fanout to its bus.
+func (f *Fanout) SetBus(b cluster.Bus) { f.bus = b }
+
+// Subscribe adds pid as a follower of each user; the first follower of a user on this node
+// subscribes the node to the user's channel. Call it before reading the store for a sync so no
+// change falls between the read and the subscription.
+func (f *Fanout) Subscribe(ctx context.Context, users []string, pid *actor.PID) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, u := range users {
+		set := f.subs[u]
+		if set == nil {
+			if err := f.bus.Subscribe(ctx, u); err != nil {
+				return fmt.Errorf("fanout: subscribe %s: %w", u, err)
+			}
+			set = map[string]*actor.PID{}
+			f.subs[u] = set
+		}
+		set[pid.Id] = pid
+	}
+	return nil
+}
+
+// Unsubscribe removes pid from each user's followers; the last one unsubscribes the node.
+func (f *Fanout) Unsubscribe(ctx context.Context, users []string, pid *actor.PID) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, u := range users {
+		set := f.subs[u]
+		if set == nil {
+			continue
+		}
+		delete(set, pid.Id)
+		if len(set) == 0 {
+			delete(f.subs, u)
+			if err := f.bus.Unsubscribe(ctx, u); err != nil {
+				f.log.Warn("bus unsubscribe failed", zap.String("user", u), zap.Error(err))
+			}
+		}
+	}
+}
+
+// Deliver is the bus's callback: it decodes the payload once and hands the same envelope to
+// every local follower of user. It never blocks (actor mailboxes are queues).
+func (f *Fanout) Deliver(user string, payload []byte) {
+	env := &actorpb.Envelope{}
+	if err := proto.Unmarshal(payload, env); err != nil || env.GetUpdate() == nil {
+		f.log.Warn("dropping undecodable bus payload", zap.String("user", user), zap.Error(err))
+		return
+	}
+	if env.GetVersion() > actorpb.EnvelopeVersion {
+		f.log.Warn("dropping bus payload from a newer envelope version", zap.Uint32("version", env.GetVersion()))
+		return
+	}
+	// Sending under the lock is fine: Send only enqueues on a mailbox.
+	f.mu.Lock()
+	for _, pid := range f.subs[user] {
+		f.root.Send(pid, env)
+	}
+	f.mu.Unlock()
+}
+
+// Followed reports how many users this node follows for its connections (channels held).
+func (f *Fanout) Followed() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.subs)
+}

@@ -1,0 +1,188 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/presenced/presenced/actors/actorpb"
+	"github.com/presenced/presenced/cluster"
+	"github.com/presenced/presenced/wire"
+)
+
+// UserProps makes the props of user's actor.
+func UserProps(d *Deps, user string) *actor.Props {
+	return actor.PropsFromProducer(func() actor.Actor {
+		return &userActor{d: d, user: user, log: d.Log.With(zap.String("user", user))}
+	})
+}
+
+// timerFired is a self-message from a time.AfterFunc; it never leaves the node.
+type timerFired struct{ t Timer }
+
+type armed struct {
+	gen   uint64
+	timer *time.Timer
+}
+
+type timerKey struct {
+	kind   TimerKind
+	window string
+}
+
+// userActor wraps User. All fields are owned by the actor's Receive, except that timers'
+// funcs run on their own goroutines and only Send.
+type userActor struct {
+	d        *Deps
+	user     string
+	log      *zap.Logger
+	self     *actor.PID
+	rules    *User
+	timers   map[timerKey]armed
+	retiring bool
+}
+
+func (a *userActor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		a.self = ctx.Self()
+		a.timers = map[timerKey]armed{}
+		a.rules = a.load()
+	case *actor.Stopping:
+		for _, t := range a.timers {
+			t.timer.Stop()
+		}
+	case *actorpb.Envelope:
+		if a.retiring {
+			// Retired while this was queued: a new activation owns the user now.
+			a.d.Placement.Send(a.user, m, ctx.Sender())
+			return
+		}
+		a.onEnvelope(ctx, m)
+	case timerFired:
+		key := timerKey{m.t.Kind, m.t.Window}
+		if a.timers[key].gen == m.t.Gen {
+			delete(a.timers, key)
+		}
+		if !a.retiring {
+			a.apply(ctx, a.rules.Fire(time.Now(), m.t))
+		}
+	}
+}
+
+// load rebuilds the rules from the store; a user never seen starts offline with no last seen.
+func (a *userActor) load() *User {
+	ctx, cancel := context.WithTimeout(context.Background(), a.d.ioTimeout())
+	defer cancel()
+	var rec actorpb.UserRecord
+	b, err := a.d.Store.LoadUser(ctx, a.user)
+	switch {
+	case errors.Is(err, cluster.ErrNotFound):
+	case err != nil:
+		a.log.Error("loading user record failed; starting from an empty record", zap.Error(err))
+	default:
+		if err := proto.Unmarshal(b, &rec); err != nil {
+			a.log.Error("user record does not decode; starting from an empty record", zap.Error(err))
+		}
+	}
+	pub := Published{Presence: PresenceFromPB(rec.GetPublished()), Version: rec.GetPublished().GetVersion()}
+	if rec.GetPublished() == nil {
+		pub.Presence.TS = rec.GetLastSeenMs()
+	}
+	return NewUser(a.d.User, a.d.NewToken, pub, rec.GetInvisible(), rec.GetLastSeenMs())
+}
+
+func (a *userActor) onEnvelope(ctx actor.Context, env *actorpb.Envelope) {
+	now := time.Now()
+	switch b := env.GetBody().(type) {
+	case *actorpb.Envelope_Attach:
+		res, eff := a.rules.Attach(now, b.Attach.GetWindow(), b.Attach.GetResumeToken(), connID(b.Attach.GetConn()))
+		reply := &actorpb.AttachReply{Ok: res.Err == nil, Window: res.Window, ResumeToken: res.Resume, Resumed: res.Resumed}
+		if res.Err != nil {
+			reply.ErrorCode, reply.ErrorMsg, reply.CloseCode = res.Err.Code, res.Err.Msg, uint32(res.Err.Close)
+		}
+		ctx.Respond(envelope(reply))
+		a.apply(ctx, eff)
+	case *actorpb.Envelope_Status:
+		s := b.Status
+		st := wire.Status{}
+		if s.Activity != nil {
+			st.Has |= wire.FieldActivity
+			st.Activity = wire.Activity(s.GetActivity())
+		}
+		if s.Project != nil {
+			st.Has |= wire.FieldProject
+			st.Project = s.GetProject()
+		}
+		if s.Language != nil {
+			st.Has |= wire.FieldLanguage
+			st.Language = s.GetLanguage()
+		}
+		a.apply(ctx, a.rules.Status(now, s.GetWindow(), connID(s.GetConn()), st))
+	case *actorpb.Envelope_Invisible:
+		v := b.Invisible
+		a.apply(ctx, a.rules.SetInvisible(now, v.GetWindow(), connID(v.GetConn()), v.GetOn()))
+	case *actorpb.Envelope_Detach:
+		d := b.Detach
+		a.apply(ctx, a.rules.Detach(now, d.GetWindow(), connID(d.GetConn()), d.GetBye(), time.UnixMilli(d.GetLastHeardMs())))
+	default:
+		a.log.Warn("user actor dropping a message it does not handle", zap.String("type", typeName(env)))
+	}
+}
+
+// apply carries out effects in the order the rules promise: persist, publish, kick, timers, retire.
+func (a *userActor) apply(ctx actor.Context, eff Effects) {
+	if eff.Persist || eff.Publish != nil {
+		a.persistAndPublish(eff.Publish)
+	}
+	for _, k := range eff.Kicks {
+		ctx.Send(k.Conn.pid(), envelope(&actorpb.Kick{CloseCode: uint32(k.Close), ErrorCode: k.Code, Msg: k.Msg}))
+	}
+	for _, t := range eff.Timers {
+		a.arm(t)
+	}
+	if eff.Retire && a.d.Placement.Retire(a.user, a.self) {
+		a.retiring = true
+		ctx.Poison(a.self)
+	}
+}
+
+func (a *userActor) persistAndPublish(pub *Published) {
+	ctx, cancel := context.WithTimeout(context.Background(), a.d.ioTimeout())
+	defer cancel()
+	cur := presenceToPB(a.user, a.rules.Published())
+	rec, err := proto.Marshal(&actorpb.UserRecord{Published: cur, Invisible: a.rules.Invisible(), LastSeenMs: a.rules.LastSeen()})
+	if err != nil {
+		a.log.Error("marshal user record", zap.Error(err))
+		return
+	}
+	payload, err := proto.Marshal(envelope(cur))
+	if err != nil {
+		a.log.Error("marshal presence", zap.Error(err))
+		return
+	}
+	if err := a.d.Store.SaveUser(ctx, a.user, rec, payload); err != nil {
+		a.log.Error("saving user record failed", zap.Error(err))
+	}
+	if pub == nil {
+		return
+	}
+	if err := a.d.Bus.Publish(ctx, a.user, payload); err != nil {
+		a.log.Error("publishing presence failed", zap.Error(err))
+	}
+}
+
+// arm starts t as a time.AfterFunc that sends a generation-stamped message to the actor; the
+// rules ignore stale generations, so replacing a timer only saves work.
+func (a *userActor) arm(t Timer) {
+	key := timerKey{t.Kind, t.Window}
+	if old, ok := a.timers[key]; ok {
+		old.timer.Stop()
+	}
+	root, self := a.d.System.Root, a.self
+	a.timers[key] = armed{gen: t.Gen, timer: time.AfterFunc(time.Until(t.At), func() { root.Send(self, timerFired{t}) })}
+}

@@ -1,0 +1,352 @@
+package actors
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"time"
+
+	"github.com/presenced/presenced/wire"
+)
+
+// UserConfig holds the timing rules of a user. The zero value is not useful; DefaultUserConfig
+// gives the product's numbers.
+type UserConfig struct {
+	Debounce     time.Duration // quiet period that collects changes before one publish (2 s)
+	AwayAfter    time.Duration // no status frame for this long → Away (5 min)
+	ResumeWindow time.Duration // a dropped window waits this long for a resume (60 s)
+}
+
+// DefaultUserConfig is the spec's timing.
+func DefaultUserConfig() UserConfig {
+	return UserConfig{Debounce: 2 * time.Second, AwayAfter: 5 * time.Minute, ResumeWindow: 60 * time.Second}
+}
+
+// ConnID names the connection that holds a window (an actor PID as strings).
+type ConnID struct{ Address, ID string }
+
+// TimerKind says which rule a timer serves.
+type TimerKind uint8
+
+const (
+	TimerDebounce TimerKind = iota + 1
+	TimerAway
+	TimerResume
+)
+
+// Timer asks the shell to call User.Fire(Kind, Window, Gen) at At. A timer whose Gen is no longer
+// current is ignored, so the shell never has to cancel one.
+type Timer struct {
+	Kind   TimerKind
+	Window string
+	Gen    uint64
+	At     time.Time
+}
+
+// Kick asks the shell to close a connection with an error frame and close code.
+type Kick struct {
+	Conn  ConnID
+	Close int
+	Code  string
+	Msg   string
+}
+
+// AttachResult answers an attach (hello).
+type AttachResult struct {
+	Err     *wire.Error // non-nil: refuse the hello with this error and close code
+	Window  string
+	Resume  string
+	Resumed bool
+}
+
+// Published is a user's public presence with its version.
+type Published struct {
+	Presence wire.Presence
+	Version  uint64
+}
+
+// Effects is what one rule call asks the shell to do, in this order: persist, publish, kick,
+// arm timers, retire.
+type Effects struct {
+	Persist bool       // the user record changed: write it
+	Publish *Published // publish this on presence:<user> (implies Persist)
+	Kicks   []Kick
+	Timers  []Timer
+	Retire  bool // nothing left to do: the actor may passivate
+}
+
+type window struct {
+	conn     ConnID // zero while dropped
+	activity wire.Activity
+	project  string
+	language string
+	statusAt time.Time // last status frame; zero before the first
+	dropped  bool
+	dropAt   time.Time // last heard from before the drop: becomes last seen
+	gen      uint64    // resume timer generation
+	token    [sha256.Size]byte
+}
+
+// User is the rules of one user: window aggregation, debounce, away, resume and invisible.
+// It is a plain value owned by one goroutine (the user actor's); it reads no clock and starts
+// nothing: every method takes now and returns Effects.
+type User struct {
+	cfg      UserConfig
+	newToken func() string // random, ≥128 bits, URL-safe
+
+	windows      map[string]*window
+	invisible    bool
+	lastSeen     int64 // ms; frozen while invisible
+	lastActivity time.Time
+	away         bool
+	published    Published
+
+	debounceOpen bool
+	debounceGen  uint64
+	awayArmed    bool
+	awayGen      uint64
+	resumeGen    uint64
+}
+
+// NewUser rebuilds a user from its record (zero values for a user never seen).
+func NewUser(cfg UserConfig, newToken func() string, published Published, invisible bool, lastSeen int64) *User {
+	return &User{cfg: cfg, newToken: newToken, windows: map[string]*window{}, published: published, invisible: invisible, lastSeen: lastSeen}
+}
+
+// Published returns the presence last published.
+func (u *User) Published() Published { return u.published }
+
+// Invisible reports the user-wide invisible flag.
+func (u *User) Invisible() bool { return u.invisible }
+
+// LastSeen returns the last seen time (ms) that the record holds.
+func (u *User) LastSeen() int64 { return u.lastSeen }
+
+// Windows returns how many windows the user has, live or waiting for resume.
+func (u *User) Windows() int { return len(u.windows) }
+
+// Current is the aggregate presence followers should see now.
+func (u *User) Current() wire.Presence {
+	if u.invisible || len(u.windows) == 0 {
+		return wire.Presence{State: wire.StateOffline, TS: u.lastSeen}
+	}
+	var best *window
+	for _, w := range u.windows {
+		if best == nil || w.activity > best.activity ||
+			(w.activity == best.activity && w.statusAt.After(best.statusAt)) {
+			best = w
+		}
+	}
+	p := wire.Presence{State: wire.StateOnline, Activity: best.activity, Project: best.project, Language: best.language}
+	if u.away {
+		p.State = wire.StateAway
+	}
+	return p
+}
+
+func hashToken(t string) [sha256.Size]byte { return sha256.Sum256([]byte(t)) }
+
+// Attach handles a hello for this user: a fresh window, a window id reused by a fresh hello
+// (replaced silently), or a resume by token.
+func (u *User) Attach(now time.Time, windowID, resume string, conn ConnID) (AttachResult, Effects) {
+	var eff Effects
+	if resume != "" {
+		h := hashToken(resume)
+		var found string
+		for id, w := range u.windows {
+			if subtle.ConstantTimeCompare(h[:], w.token[:]) == 1 {
+				found = id
+			}
+		}
+		if found == "" {
+			return AttachResult{Err: &wire.Error{Code: wire.ErrResumeFailed, Msg: "resume token is unknown, used or expired: hello again without resume", Close: wire.CloseResumeFailed}}, u.finish(now, eff)
+		}
+		w := u.windows[found]
+		u.takeOver(w, &eff)
+		w.conn, w.dropped = conn, false
+		w.gen = 0
+		tok := u.newToken()
+		w.token = hashToken(tok)
+		return AttachResult{Window: found, Resume: tok, Resumed: true}, u.finish(now, eff)
+	}
+	if windowID == "" {
+		windowID = "w-" + u.newToken()[:16]
+	}
+	if len(u.windows) == 0 {
+		// Coming online starts the away clock; a hello is otherwise not activity.
+		u.lastActivity = now
+		u.away = false
+	}
+	w, ok := u.windows[windowID]
+	if ok {
+		u.takeOver(w, &eff)
+		*w = window{}
+	} else {
+		w = &window{}
+		u.windows[windowID] = w
+	}
+	w.conn = conn
+	tok := u.newToken()
+	w.token = hashToken(tok)
+	u.armAway(&eff)
+	u.changed(now, &eff)
+	return AttachResult{Window: windowID, Resume: tok}, u.finish(now, eff)
+}
+
+// takeOver closes the socket that still holds w, if any.
+func (u *User) takeOver(w *window, eff *Effects) {
+	if !w.dropped && w.conn != (ConnID{}) {
+		eff.Kicks = append(eff.Kicks, Kick{Conn: w.conn, Close: wire.CloseReplaced, Code: wire.ErrReplaced, Msg: "another connection took this window over"})
+	}
+}
+
+// owned returns the window if conn holds it now; frames from a replaced socket are ignored.
+func (u *User) owned(windowID string, conn ConnID) *window {
+	w := u.windows[windowID]
+	if w == nil || w.dropped || w.conn != conn {
+		return nil
+	}
+	return w
+}
+
+// Status applies a status frame of one window. Any status frame is activity.
+func (u *User) Status(now time.Time, windowID string, conn ConnID, s wire.Status) Effects {
+	var eff Effects
+	w := u.owned(windowID, conn)
+	if w == nil {
+		return u.finish(now, eff)
+	}
+	if s.Has&wire.FieldActivity != 0 {
+		w.activity = s.Activity
+	}
+	if s.Has&wire.FieldProject != 0 {
+		w.project = s.Project
+	}
+	if s.Has&wire.FieldLanguage != 0 {
+		w.language = s.Language
+	}
+	w.statusAt = now
+	u.lastActivity = now
+	u.away = false
+	u.armAway(&eff)
+	u.changed(now, &eff)
+	return u.finish(now, eff)
+}
+
+// SetInvisible turns invisibility on or off. It is published at once and closes the current
+// debounce window: going invisible sends x with the moment it began, and last seen stays frozen
+// there; going visible sends the current state.
+func (u *User) SetInvisible(now time.Time, windowID string, conn ConnID, on bool) Effects {
+	var eff Effects
+	if u.owned(windowID, conn) == nil || on == u.invisible {
+		return u.finish(now, eff)
+	}
+	u.invisible = on
+	if on {
+		u.lastSeen = now.UnixMilli()
+	}
+	eff.Persist = true
+	u.debounceOpen = false
+	u.debounceGen++
+	if cur := u.Current(); cur != u.published.Presence {
+		u.publish(cur, &eff)
+	}
+	return u.finish(now, eff)
+}
+
+// Detach ends the connection of a window: bye removes it now, a drop keeps it for the resume
+// window. lastHeard is when the client was last heard from (the drop's last seen).
+func (u *User) Detach(now time.Time, windowID string, conn ConnID, bye bool, lastHeard time.Time) Effects {
+	var eff Effects
+	w := u.owned(windowID, conn)
+	if w == nil {
+		return u.finish(now, eff)
+	}
+	if bye {
+		delete(u.windows, windowID)
+		u.leftAt(now, &eff)
+		u.changed(now, &eff)
+		return u.finish(now, eff)
+	}
+	u.resumeGen++
+	w.dropped, w.conn, w.dropAt, w.gen = true, ConnID{}, lastHeard, u.resumeGen
+	eff.Timers = append(eff.Timers, Timer{Kind: TimerResume, Window: windowID, Gen: w.gen, At: now.Add(u.cfg.ResumeWindow)})
+	return u.finish(now, eff)
+}
+
+// leftAt records last seen when the last window went away (frozen while invisible).
+func (u *User) leftAt(t time.Time, eff *Effects) {
+	if len(u.windows) == 0 && !u.invisible {
+		u.lastSeen = t.UnixMilli()
+		eff.Persist = true
+	}
+}
+
+// Fire runs a timer the shell armed. Stale generations do nothing.
+func (u *User) Fire(now time.Time, t Timer) Effects {
+	var eff Effects
+	switch t.Kind {
+	case TimerDebounce:
+		if u.debounceOpen && t.Gen == u.debounceGen {
+			u.debounceOpen = false
+			if cur := u.Current(); cur != u.published.Presence {
+				u.publish(cur, &eff)
+			}
+		}
+	case TimerAway:
+		if t.Gen != u.awayGen || !u.awayArmed {
+			break
+		}
+		u.awayArmed = false
+		if len(u.windows) == 0 || u.away {
+			break
+		}
+		if deadline := u.lastActivity.Add(u.cfg.AwayAfter); now.Before(deadline) {
+			u.armAway(&eff)
+			break
+		}
+		u.away = true
+		u.changed(now, &eff)
+	case TimerResume:
+		w := u.windows[t.Window]
+		if w == nil || !w.dropped || w.gen != t.Gen {
+			break
+		}
+		delete(u.windows, t.Window)
+		u.leftAt(w.dropAt, &eff)
+		u.changed(now, &eff)
+	}
+	return u.finish(now, eff)
+}
+
+// armAway makes sure one away timer is pending while the user has windows. The timer checks the
+// deadline when it fires, so activity never has to re-arm it.
+func (u *User) armAway(eff *Effects) {
+	if u.awayArmed || u.away || len(u.windows) == 0 {
+		return
+	}
+	u.awayArmed = true
+	u.awayGen++
+	eff.Timers = append(eff.Timers, Timer{Kind: TimerAway, Gen: u.awayGen, At: u.lastActivity.Add(u.cfg.AwayAfter)})
+}
+
+// changed opens a debounce window if what followers should see differs from what they saw.
+func (u *User) changed(now time.Time, eff *Effects) {
+	if u.debounceOpen || u.invisible || u.Current() == u.published.Presence {
+		return
+	}
+	u.debounceOpen = true
+	u.debounceGen++
+	eff.Timers = append(eff.Timers, Timer{Kind: TimerDebounce, Gen: u.debounceGen, At: now.Add(u.cfg.Debounce)})
+}
+
+func (u *User) publish(p wire.Presence, eff *Effects) {
+	u.published = Published{Presence: p, Version: u.published.Version + 1}
+	pub := u.published
+	eff.Publish = &pub
+	eff.Persist = true
+}
+
+func (u *User) finish(_ time.Time, eff Effects) Effects {
+	eff.Retire = len(u.windows) == 0 && !u.debounceOpen
+	return eff
+}
