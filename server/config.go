@@ -1,0 +1,82 @@
+// Package server is one presenced node: it accepts WebSockets, reads and checks frames, and
+// wires the connection and user actors to the cluster seams. cmd/presenced only maps flags onto
+// Config and handles signals.
+package server
+
+import (
+	"errors"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/presenced/presenced/actors"
+	"github.com/presenced/presenced/auth"
+	"github.com/presenced/presenced/cluster"
+)
+
+// Config configures a node. Zero durations and sizes take the documented defaults.
+type Config struct {
+	User  actors.UserConfig  // debounce 2 s, away 5 min, resume window 60 s
+	Auth  auth.Authenticator // required
+	Graph auth.Graph         // required
+
+	// Store and NewBus replace the embedded in-memory store and bus (nil: in-memory).
+	Store  cluster.Store
+	NewBus func(cluster.Deliver) cluster.Bus
+
+	HelloTimeout  time.Duration // a socket must say hello within this (10 s)
+	PingInterval  time.Duration // the server pings every socket this often (20 s)
+	DeadAfter     time.Duration // nothing heard for this long is a drop (45 s)
+	WriteTimeout  time.Duration // one write to a socket may block this long (10 s)
+	CloseGrace    time.Duration // after our close frame, wait this long for the client's (2 s)
+	AuthTimeout   time.Duration // one Authenticate + Following call (10 s)
+	MaxQueueBytes int           // outbound bytes queued per socket before a slow-consumer close (256 KiB)
+
+	// Rate limit on client frames after hello: RateLimit per second with bursts of RateBurst
+	// (20/s, burst 40). Frames over it are dropped with a rate_limited error; more than
+	// AbuseDrops drops within AbuseWindow (200 in 10 s) close with 1008.
+	RateLimit   float64
+	RateBurst   int
+	AbuseDrops  int
+	AbuseWindow time.Duration
+
+	Log *zap.Logger // nil: no logs
+}
+
+func (c *Config) setDefaults() error {
+	if c.Auth == nil || c.Graph == nil {
+		return errors.New("server: Config.Auth and Config.Graph are required")
+	}
+	d := actors.DefaultUserConfig()
+	dur := func(p *time.Duration, v time.Duration) {
+		if *p <= 0 {
+			*p = v
+		}
+	}
+	dur(&c.User.Debounce, d.Debounce)
+	dur(&c.User.AwayAfter, d.AwayAfter)
+	dur(&c.User.ResumeWindow, d.ResumeWindow)
+	dur(&c.HelloTimeout, 10*time.Second)
+	dur(&c.PingInterval, 20*time.Second)
+	dur(&c.DeadAfter, 45*time.Second)
+	dur(&c.WriteTimeout, 10*time.Second)
+	dur(&c.CloseGrace, 2*time.Second)
+	dur(&c.AuthTimeout, 10*time.Second)
+	dur(&c.AbuseWindow, 10*time.Second)
+	if c.MaxQueueBytes <= 0 {
+		c.MaxQueueBytes = 256 << 10
+	}
+	if c.RateLimit <= 0 {
+		c.RateLimit = 20
+	}
+	if c.RateBurst <= 0 {
+		c.RateBurst = 40
+	}
+	if c.AbuseDrops <= 0 {
+		c.AbuseDrops = 200
+	}
+	if c.Log == nil {
+		c.Log = zap.NewNop()
+	}
+	return nil
+}

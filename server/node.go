@@ -1,0 +1,180 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"go.uber.org/zap"
+	"go.uber.org/zap/exp/zapslog"
+
+	"github.com/presenced/presenced/actors"
+	"github.com/presenced/presenced/cluster"
+)
+
+// ErrClosed: the node is shutting down and accepts no more connections.
+var ErrClosed = errors.New("server: node closed")
+
+// Node is one presenced process: its actor system, its seams and its sockets.
+type Node struct {
+	cfg       Config
+	log       *zap.Logger
+	system    *actor.ActorSystem
+	deps      *actors.Deps
+	placement *cluster.LocalPlacement
+
+	mu        sync.Mutex
+	closed    bool
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{} // for shutdown only; no delivery path walks it
+	wg        sync.WaitGroup     // accept loops and connection goroutines
+}
+
+// New builds a node. It starts no goroutines until Serve or ServeConn.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	log := cfg.Log
+	slogger := slog.New(zapslog.NewHandler(log.Named("actor").Core()))
+	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slogger }))
+	n := &Node{cfg: cfg, log: log, system: system, listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}}
+	fan := actors.NewFanout(system.Root, log)
+	store := cfg.Store
+	if store == nil {
+		store = cluster.NewMemoryStore()
+	}
+	var bus cluster.Bus
+	if cfg.NewBus != nil {
+		bus = cfg.NewBus(fan.Deliver)
+	} else {
+		bus = cluster.NewMemoryBus(fan.Deliver)
+	}
+	fan.SetBus(bus)
+	n.deps = &actors.Deps{System: system, Store: store, Bus: bus, Fanout: fan, User: cfg.User, Log: log, NewToken: actors.RandomToken}
+	n.placement = cluster.NewLocalPlacement(system.Root, func(user string) *actor.Props { return actors.UserProps(n.deps, user) })
+	n.deps.Placement = n.placement
+	return n, nil
+}
+
+// Serve accepts sockets on ln until Shutdown or a permanent accept error.
+func (n *Node) Serve(ln net.Listener) error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return ErrClosed
+	}
+	n.listeners[ln] = struct{}{}
+	n.wg.Add(1)
+	n.mu.Unlock()
+	defer n.wg.Done()
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			n.mu.Lock()
+			closed := n.closed
+			n.mu.Unlock()
+			if closed {
+				return ErrClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				n.log.Warn("accept failed; retrying", zap.Error(err), zap.Duration("backoff", backoff))
+				time.Sleep(backoff)
+				continue
+			}
+			return fmt.Errorf("server: accept: %w", err)
+		}
+		backoff = 0
+		if err := n.ServeConn(nc); err != nil {
+			_ = nc.Close()
+		}
+	}
+}
+
+// ServeConn serves one accepted connection (the WebSocket upgrade included) on its own
+// goroutines and returns at once. Tests hand it in-memory pipes.
+func (n *Node) ServeConn(nc net.Conn) error {
+	c := newConn(n, nc)
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return ErrClosed
+	}
+	n.conns[c] = struct{}{}
+	n.wg.Add(1)
+	n.mu.Unlock()
+	go func() {
+		defer n.wg.Done()
+		c.serve()
+		n.mu.Lock()
+		delete(n.conns, c)
+		n.mu.Unlock()
+	}()
+	return nil
+}
+
+// Stats is a snapshot of the node for operators and tests.
+type Stats struct {
+	Conns       int // open sockets
+	UserActors  int // active user actors
+	FollowedChs int // user channels this node subscribes to
+}
+
+// Stats returns the node's counts.
+func (n *Node) Stats() Stats {
+	n.mu.Lock()
+	conns := len(n.conns)
+	n.mu.Unlock()
+	return Stats{Conns: conns, UserActors: n.placement.Active(), FollowedChs: n.deps.Fanout.Followed()}
+}
+
+// Shutdown stops accepting, tells every client to resume elsewhere (error server_restart, close
+// 1012), waits for the sockets to finish (or ctx), then stops the actors. Pass a fresh context,
+// not the cancelled signal one.
+func (n *Node) Shutdown(ctx context.Context) error {
+	n.mu.Lock()
+	n.closed = true
+	for ln := range n.listeners {
+		_ = ln.Close()
+	}
+	conns := make([]*conn, 0, len(n.conns))
+	for c := range n.conns {
+		conns = append(conns, c)
+	}
+	n.mu.Unlock()
+	for _, c := range conns {
+		c.out.Close(1012, "server_restart", "server restarting: reconnect and resume")
+	}
+	done := make(chan struct{})
+	go func() { n.wg.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("server: shutdown: %w", ctx.Err())
+		n.mu.Lock()
+		for c := range n.conns {
+			_ = c.nc.Close()
+		}
+		n.mu.Unlock()
+		<-done
+	}
+	n.stopActors()
+	return err
+}
+
+// stopActors stops the user actors once every connection actor has gone (each connection
+// goroutine waits for its actor), then the actor system.
+func (n *Node) stopActors() {
+	n.placement.Close()
+	n.system.Shutdown()
+}
