@@ -1,0 +1,157 @@
+// Command presenced runs one presence node. With no Redis configured it is a complete single
+// node with in-memory bus and store:
+//
+//	go run ./cmd/presenced --auth dev --graph examples/graph.json
+//
+// Every flag has an environment equivalent: --away-after is PRESENCED_AWAY_AFTER.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/presenced/presenced/actors"
+	"github.com/presenced/presenced/auth"
+	"github.com/presenced/presenced/server"
+)
+
+type options struct {
+	listen       string
+	authMode     string
+	graph        string
+	debounce     time.Duration
+	awayAfter    time.Duration
+	resumeWindow time.Duration
+	logFormat    string
+	shutdown     time.Duration
+}
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "presenced:", err)
+		os.Exit(1)
+	}
+}
+
+func parse(args []string) (options, error) {
+	d := actors.DefaultUserConfig()
+	var o options
+	fs := flag.NewFlagSet("presenced", flag.ContinueOnError)
+	fs.StringVar(&o.listen, "listen", ":8080", "address for WebSockets (served at /ws)")
+	fs.StringVar(&o.authMode, "auth", "github", "how hello tokens are checked: github or dev (dev: the token is the username; local use only)")
+	fs.StringVar(&o.graph, "graph", "", "dev auth only: JSON file {\"bob\": [\"alice\"]} meaning bob follows alice")
+	fs.DurationVar(&o.debounce, "debounce", d.Debounce, "changes are collected this long before followers get them")
+	fs.DurationVar(&o.awayAfter, "away-after", d.AwayAfter, "no status frame for this long shows a user as Away")
+	fs.DurationVar(&o.resumeWindow, "resume-window", d.ResumeWindow, "a dropped window may resume this long before followers see it go")
+	fs.StringVar(&o.logFormat, "log-format", "console", "log format: console or json")
+	fs.DurationVar(&o.shutdown, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
+	// Environment first, flags override: PRESENCED_<FLAG NAME, upper case, - as _>.
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		key := "PRESENCED_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(key); ok {
+			if err := f.Value.Set(v); err != nil && envErr == nil {
+				envErr = fmt.Errorf("%s=%q: %w", key, v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return o, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if o.debounce <= 0 || o.awayAfter <= 0 || o.resumeWindow <= 0 {
+		return o, errors.New("--debounce, --away-after and --resume-window must be positive")
+	}
+	return o, nil
+}
+
+func run(args []string) error {
+	o, err := parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(o.logFormat)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+
+	cfg := server.Config{
+		User: actors.UserConfig{Debounce: o.debounce, AwayAfter: o.awayAfter, ResumeWindow: o.resumeWindow},
+		Log:  log,
+	}
+	switch o.authMode {
+	case "dev":
+		if o.graph == "" {
+			return errors.New("--auth dev needs --graph FILE (who follows whom), e.g. --graph examples/graph.json")
+		}
+		g, err := auth.LoadGraphFile(o.graph)
+		if err != nil {
+			return err
+		}
+		log.Warn("DEV AUTH: every hello token is taken as the username with no check. Never expose this server.",
+			zap.String("graph", o.graph), zap.Int("users", len(g)))
+		cfg.Auth, cfg.Graph = auth.DevAuth{}, g
+	case "github":
+		return errors.New("--auth github is not implemented yet; run with --auth dev --graph FILE for local use")
+	default:
+		return fmt.Errorf("--auth must be github or dev, not %q", o.authMode)
+	}
+
+	node, err := server.New(cfg)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (choose another with --listen)", o.listen, err)
+	}
+	log.Info("presenced listening", zap.String("addr", ln.Addr().String()), zap.String("path", "/ws"),
+		zap.Duration("debounce", o.debounce), zap.Duration("away_after", o.awayAfter), zap.Duration("resume_window", o.resumeWindow))
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- node.Serve(ln) }()
+	select {
+	case err := <-serveErr:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: telling clients to resume elsewhere")
+	// A fresh context: the signal one is already cancelled.
+	sctx, cancel := context.WithTimeout(context.Background(), o.shutdown)
+	defer cancel()
+	if err := node.Shutdown(sctx); err != nil {
+		return err
+	}
+	<-serveErr
+	log.Info("stopped")
+	return nil
+}
+
+func newLogger(format string) (*zap.Logger, error) {
+	switch format {
+	case "json":
+		return zap.NewProduction()
+	case "console":
+		return zap.NewDevelopment()
+	default:
+		return nil, fmt.Errorf("--log-format must be console or json, not %q", format)
+	}
+}
