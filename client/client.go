@@ -4,6 +4,7 @@ package client
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -40,6 +41,8 @@ type Conn struct {
 	rd *wsutil.Reader
 	wm sync.Mutex // one writer at a time: frames are written in pieces
 	lw lockedWriter
+
+	ignorePings bool
 }
 
 type lockedWriter struct{ c *Conn }
@@ -54,6 +57,8 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 type Options struct {
 	// NetDial replaces the TCP dial (tests use in-memory pipes).
 	NetDial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// IgnorePings leaves server pings unanswered, like a dead peer (tests of drop detection).
+	IgnorePings bool
 }
 
 // Dial opens a WebSocket to url (ws://host:port/ws).
@@ -62,7 +67,7 @@ func Dial(ctx context.Context, url string, opt Options) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client: dial %s: %w", url, err)
 	}
-	c := &Conn{nc: nc}
+	c := &Conn{nc: nc, ignorePings: opt.IgnorePings}
 	c.lw = lockedWriter{c}
 	var src io.Reader = nc
 	if br != nil {
@@ -99,6 +104,15 @@ func (c *Conn) Read() (wire.Frame, []byte, error) {
 			return nil, nil, err
 		}
 		if h.OpCode.IsControl() {
+			if h.OpCode == ws.OpClose {
+				return nil, nil, c.onClose()
+			}
+			if h.OpCode == ws.OpPing && c.ignorePings {
+				if err := c.rd.Discard(); err != nil {
+					return nil, nil, err
+				}
+				continue
+			}
 			if err := c.rd.OnIntermediate(h, c.rd); err != nil {
 				var ce wsutil.ClosedError
 				if errors.As(err, &ce) {
@@ -118,6 +132,24 @@ func (c *Conn) Read() (wire.Frame, []byte, error) {
 		}
 		return f, b, nil
 	}
+}
+
+// onClose reads the server's close frame, echoes it as the protocol asks (ignoring a failure:
+// the server may already be gone) and returns it as *CloseError.
+func (c *Conn) onClose() error {
+	body, err := io.ReadAll(c.rd)
+	if err != nil {
+		return err
+	}
+	ce := &CloseError{Code: int(ws.StatusNoStatusRcvd)}
+	if len(body) >= 2 {
+		ce.Code = int(binary.BigEndian.Uint16(body))
+		ce.Reason = string(body[2:])
+	}
+	c.wm.Lock()
+	_ = ws.WriteFrame(c.nc, ws.MaskFrameInPlace(ws.NewCloseFrame(body[:min(len(body), 2)])))
+	c.wm.Unlock()
+	return ce
 }
 
 // CloseWith sends a close frame with code and closes the socket.

@@ -9,11 +9,12 @@ import (
 	"github.com/presenced/presenced/wire"
 )
 
-// fast is a real-clock config for the loopback tests: the timing rules themselves are tested in
-// virtual time (virtual_test.go).
+// fast is a real-clock config for the loopback tests. Nothing here waits for a timer to prove
+// a point: every expectation is a frame (or the pong barrier); the timing rules themselves are
+// tested in virtual time (virtual_test.go).
 func fast(graph map[string][]string) server.Config {
 	cfg := testkit.DevConfig(graph)
-	cfg.User.Debounce = 20 * time.Millisecond
+	cfg.User.Debounce = 10 * time.Millisecond
 	return cfg
 }
 
@@ -21,25 +22,111 @@ func online(a wire.Activity, p, l string) wire.Presence {
 	return wire.Presence{State: wire.StateOnline, Activity: a, Project: p, Language: l}
 }
 
-// TST-PRESENCE-001: B follows A; A's status reaches B as one u frame with only the change.
-func TestTSTPresence001DeltaUpdateDelivery(t *testing.T) {
-	n := testkit.StartNode(t, fast(map[string][]string{"bob": {"alice"}}))
-	a := n.Connect(t, wire.Hello{Token: "alice", Window: "w1"})
-	b := n.Connect(t, wire.Hello{Token: "bob"})
-	if want := (wire.Sync{Users: []wire.SyncUser{{Username: "alice", Presence: online(wire.Idle, "", "")}}}); !equalSync(b.Sync, want) {
-		b.ExpectRaw("") // alice's first debounce may not have flushed yet; see below
-	}
-	_ = a
+func offline(ts int64) wire.Presence { return wire.Presence{State: wire.StateOffline, TS: ts} }
+
+func status(a wire.Activity, p, l string) wire.Status {
+	return wire.Status{Has: wire.FieldActivity | wire.FieldProject | wire.FieldLanguage, Activity: a, Project: p, Language: l}
 }
 
-func equalSync(a, b wire.Sync) bool {
-	if len(a.Users) != len(b.Users) {
-		return false
+func coding() wire.Status { return wire.Status{Has: wire.FieldActivity, Activity: wire.Coding} }
+
+// TST-PRESENCE-001: B follows A; A's status reaches B as one u frame with only the change,
+// not a full user list.
+func TestTSTPresence001DeltaUpdateDelivery(t *testing.T) {
+	n := testkit.StartNode(t, fast(map[string][]string{"bob": {"alice"}}))
+	b := n.Connect(t, wire.Hello{Token: "bob"})
+	if got := b.Sync; len(got.Users) != 1 || got.Users[0] != (wire.SyncUser{Username: "alice", Presence: offline(0)}) {
+		t.Fatalf("sync = %+v", got)
 	}
-	for i := range a.Users {
-		if a.Users[i] != b.Users[i] {
-			return false
-		}
+	a := n.Connect(t, wire.Hello{Token: "alice"})
+	b.ExpectRaw(`{"t":"o","id":"alice","s":"Online","a":"Idle"}`)
+	a.Send(coding())
+	b.ExpectRaw(`{"t":"u","id":"alice","a":"Coding"}`)
+	b.Quiet()
+}
+
+// TST-PRESENCE-002: C does not follow A and receives nothing about A, ever.
+func TestTSTPresence002NonFollowerIsolation(t *testing.T) {
+	n := testkit.StartNode(t, fast(map[string][]string{"bob": {"alice"}, "carol": {"dave"}}))
+	b := n.Connect(t, wire.Hello{Token: "bob"})
+	c := n.Connect(t, wire.Hello{Token: "carol"})
+	if len(c.Sync.Users) != 1 || c.Sync.Users[0].Username != "dave" {
+		t.Fatalf("carol's sync = %+v, want only dave", c.Sync)
 	}
-	return true
+	a := n.Connect(t, wire.Hello{Token: "alice"})
+	b.Expect(wire.Online{ID: "alice", Presence: online(wire.Idle, "", "")})
+	a.Send(status(wire.Debugging, "MyApp", "Go"))
+	b.Expect(wire.Update{ID: "alice", Has: wire.FieldActivity | wire.FieldProject | wire.FieldLanguage,
+		Activity: wire.Debugging, Project: "MyApp", Language: "Go"})
+	before := time.Now().UnixMilli()
+	a.Send(wire.Bye{})
+	a.ExpectClose("", wire.CloseNormal)
+	expectOffline(t, b, "alice", before)
+	// Every publish about alice has reached bob's socket; carol's pong comes before anything
+	// queued after it, and nothing was queued before it.
+	c.Quiet()
+}
+
+// expectOffline expects x for id with a last seen between since and now: in real time the exact
+// ms is unknowable (virtual-time tests assert exact values).
+func expectOffline(t *testing.T, c *testkit.Client, id string, since int64) {
+	t.Helper()
+	f := c.Next()
+	x, ok := f.(wire.Offline)
+	if now := time.Now().UnixMilli(); !ok || x.ID != id || x.TS < since || x.TS > now {
+		t.Fatalf("got %#v, want x for %s with ts in [%d, %d]", f, id, since, now)
+	}
+}
+
+// TST-PRESENCE-003: a dropped socket that resumes within the window: no x, no o, and the
+// session continues (the next change arrives as a plain u).
+func TestTSTPresence003SessionResumption(t *testing.T) {
+	n := testkit.StartNode(t, fast(map[string][]string{"bob": {"alice"}}))
+	b := n.Connect(t, wire.Hello{Token: "bob"})
+	a := n.Connect(t, wire.Hello{Token: "alice", Window: "w1"})
+	b.Expect(wire.Online{ID: "alice", Presence: online(wire.Idle, "", "")})
+	a.Send(status(wire.Coding, "MyApp", "Go"))
+	b.Expect(wire.Update{ID: "alice", Has: wire.FieldActivity | wire.FieldProject | wire.FieldLanguage, Activity: wire.Coding, Project: "MyApp", Language: "Go"})
+	token := a.Welcome.Resume
+	a.Drop()
+
+	a2 := n.Connect(t, wire.Hello{Token: "alice", Resume: token})
+	if !a2.Welcome.Resumed || a2.Welcome.ID != "alice" || a2.Welcome.Resume == token || len(a2.Welcome.Resume) < 22 {
+		t.Fatalf("welcome = %+v, want resumed with a new token", a2.Welcome)
+	}
+	a2.Send(wire.Status{Has: wire.FieldActivity, Activity: wire.Debugging})
+	// The first frame bob sees after the drop and the resume is the change itself.
+	b.ExpectRaw(`{"t":"u","id":"alice","a":"Debugging"}`)
+	b.Quiet()
+
+	// The used token is single-use: it fails, and does not disturb the live window.
+	a3 := n.Dial(t)
+	a3.Send(wire.Hello{Token: "alice", Resume: token})
+	a3.ExpectClose(wire.ErrResumeFailed, wire.CloseResumeFailed)
+	a2.Quiet()
+	b.Quiet()
+}
+
+// TST-PRESENCE-004: two windows, Idle and Coding: followers see one entry, Coding.
+func TestTSTPresence004MultiWindowAggregation(t *testing.T) {
+	n := testkit.StartNode(t, fast(map[string][]string{"bob": {"alice"}}))
+	b := n.Connect(t, wire.Hello{Token: "bob"})
+	w1 := n.Connect(t, wire.Hello{Token: "alice", Window: "w1"})
+	b.Expect(wire.Online{ID: "alice", Presence: online(wire.Idle, "", "")})
+	w1.Send(status(wire.Idle, "Docs", "Markdown"))
+	b.Expect(wire.Update{ID: "alice", Has: wire.FieldProject | wire.FieldLanguage, Project: "Docs", Language: "Markdown"})
+	w2 := n.Connect(t, wire.Hello{Token: "alice", Window: "w2"})
+	w2.Send(status(wire.Coding, "MyApp", "Go"))
+	b.Expect(wire.Update{ID: "alice", Has: wire.FieldActivity | wire.FieldProject | wire.FieldLanguage, Activity: wire.Coding, Project: "MyApp", Language: "Go"})
+
+	// A newcomer's sync has one entry for alice, the most active window's.
+	b2 := n.Connect(t, wire.Hello{Token: "bob", Window: "second"})
+	want := wire.Sync{Users: []wire.SyncUser{{Username: "alice", Presence: online(wire.Coding, "MyApp", "Go")}}}
+	if len(b2.Sync.Users) != 1 || b2.Sync.Users[0] != want.Users[0] {
+		t.Fatalf("sync = %+v, want %+v", b2.Sync, want)
+	}
+	// The Coding window leaves: the Idle one is what is left.
+	w2.Send(wire.Bye{})
+	b.Expect(wire.Update{ID: "alice", Has: wire.FieldActivity | wire.FieldProject | wire.FieldLanguage, Activity: wire.Idle, Project: "Docs", Language: "Markdown"})
+	w1.Quiet()
 }

@@ -63,3 +63,10 @@ func serve(tb testing.TB, cfg server.Config, ln net.Listener, url string, opts c
 	})
 	return &Node{Node: n, URL: url, opts: opts}
 }
+
+// WithOptions returns a copy of n whose Dial uses these client options (the dialer is kept).
+func (n *Node) WithOptions(f func(*client.Options)) *Node {
+	c := *n
+	f(&c.opts)
+	return &c
+}
