@@ -201,17 +201,28 @@ func (c *conn) onText(b []byte) {
 		c.fail(&wire.Error{Code: wire.ErrDuplicateHello, Msg: "hello was already said on this socket", Close: wire.ClosePolicy})
 		return
 	}
-	if !c.limiter.allow(time.Now()) {
-		if c.limiter.abusive() {
-			c.fail(&wire.Error{Code: wire.ErrRateLimited, Msg: "sustained flooding: closing", Close: wire.ClosePolicy})
+	// Status and invisible frames are limited; ping and bye are cheap and must always work.
+	switch f.(type) {
+	case wire.Status, wire.Invisible:
+		if !c.admit() {
 			return
 		}
-		if c.limiter.shouldWarn() {
-			c.out.Write(wire.Encode(wire.ErrorFrame{Code: wire.ErrRateLimited, Msg: "over 20 frames per second (burst 40): frames dropped"}))
-		}
-		return
 	}
 	c.n.system.Root.Send(c.pid, actors.Inbound{Frame: f})
+}
+
+// admit applies the rate limit to one frame: false drops it (with at most one rate_limited error
+// a second), and sustained flooding closes the socket with 1008.
+func (c *conn) admit() bool {
+	if c.limiter.allow(time.Now()) {
+		return true
+	}
+	if c.limiter.abusive() {
+		c.fail(&wire.Error{Code: wire.ErrRateLimited, Msg: "sustained flooding: closing", Close: wire.ClosePolicy})
+	} else if c.limiter.shouldWarn() {
+		c.out.Write(wire.Encode(wire.ErrorFrame{Code: wire.ErrRateLimited, Msg: "over 20 frames per second (burst 40): frames dropped"}))
+	}
+	return false
 }
 
 // hello authenticates and starts the connection actor, which attaches the window.
