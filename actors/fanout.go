@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"go.uber.org/zap"
@@ -23,6 +24,9 @@ type Fanout struct {
 
 	mu   sync.Mutex
 	subs map[string]map[string]*actor.PID // user → connection actor id → pid
+
+	received  atomic.Uint64 // payloads from the bus
+	delivered atomic.Uint64 // envelopes handed to connection actors
 }
 
 // NewFanout makes an empty fanout. Call SetBus before use: the bus needs Deliver and the
@@ -86,11 +90,25 @@ func (f *Fanout) Deliver(user string, payload []byte) {
 		return
 	}
 	// Sending under the lock is fine: Send only enqueues on a mailbox.
+	f.received.Add(1)
 	f.mu.Lock()
 	for _, pid := range f.subs[user] {
 		f.root.Send(pid, env)
 	}
+	f.delivered.Add(uint64(len(f.subs[user])))
 	f.mu.Unlock()
+}
+
+// FanoutStats counts the fanout's work since start.
+type FanoutStats struct {
+	Channels  int    // user channels this node subscribes to
+	Received  uint64 // payloads received from the bus
+	Delivered uint64 // envelopes handed to connection actors
+}
+
+// Stats returns the counters.
+func (f *Fanout) Stats() FanoutStats {
+	return FanoutStats{Channels: f.Followed(), Received: f.received.Load(), Delivered: f.delivered.Load()}
 }
 
 // Followed reports how many users this node follows for its connections (channels held).

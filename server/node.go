@@ -124,9 +124,9 @@ func (n *Node) ServeConn(nc net.Conn) error {
 
 // Stats is a snapshot of the node for operators and tests.
 type Stats struct {
-	Conns       int // open sockets
-	UserActors  int // active user actors
-	FollowedChs int // user channels this node subscribes to
+	Conns      int // open sockets
+	UserActors int // active user actors
+	Fanout     actors.FanoutStats
 }
 
 // Stats returns the node's counts.
@@ -134,7 +134,7 @@ func (n *Node) Stats() Stats {
 	n.mu.Lock()
 	conns := len(n.conns)
 	n.mu.Unlock()
-	return Stats{Conns: conns, UserActors: n.placement.Active(), FollowedChs: n.deps.Fanout.Followed()}
+	return Stats{Conns: conns, UserActors: n.placement.Active(), Fanout: n.deps.Fanout.Stats()}
 }
 
 // Shutdown stops accepting, tells every client to resume elsewhere (error server_restart, close
