@@ -37,6 +37,18 @@ func (d *Deps) ioTimeout() time.Duration {
 	return 5 * time.Second
 }
 
+// NewLocalDeps wires one node's actor dependencies: a fanout on bus (made by newBus with the
+// fanout's Deliver), the store, and local placement of user actors.
+func NewLocalDeps(system *actor.ActorSystem, store cluster.Store, newBus func(cluster.Deliver) cluster.Bus, user UserConfig, log *zap.Logger) (*Deps, *cluster.LocalPlacement) {
+	fan := NewFanout(system.Root, log)
+	bus := newBus(fan.Deliver)
+	fan.SetBus(bus)
+	d := &Deps{System: system, Store: store, Bus: bus, Fanout: fan, User: user, Log: log, NewToken: RandomToken}
+	p := cluster.NewLocalPlacement(system.Root, func(u string) *actor.Props { return UserProps(d, u) })
+	d.Placement = p
+	return d, p
+}
+
 // RandomToken returns 256 bits from crypto/rand as unpadded base64url (43 characters).
 func RandomToken() string {
 	var b [32]byte

@@ -65,6 +65,13 @@ func (p *LocalPlacement) Retire(user string, pid *actor.PID) bool {
 	return true
 }
 
+// Lookup returns user's current activation, nil when none.
+func (p *LocalPlacement) Lookup(user string) *actor.PID {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.actors[user]
+}
+
 // Active reports how many user actors are active (for stats and tests).
 func (p *LocalPlacement) Active() int {
 	p.mu.RLock()

@@ -45,21 +45,15 @@ func New(cfg Config) (*Node, error) {
 	slogger := slog.New(zapslog.NewHandler(log.Named("actor").Core()))
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slogger }))
 	n := &Node{cfg: cfg, log: log, system: system, listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}}
-	fan := actors.NewFanout(system.Root, log)
 	store := cfg.Store
 	if store == nil {
 		store = cluster.NewMemoryStore()
 	}
-	var bus cluster.Bus
-	if cfg.NewBus != nil {
-		bus = cfg.NewBus(fan.Deliver)
-	} else {
-		bus = cluster.NewMemoryBus(fan.Deliver)
+	newBus := cfg.NewBus
+	if newBus == nil {
+		newBus = func(d cluster.Deliver) cluster.Bus { return cluster.NewMemoryBus(d) }
 	}
-	fan.SetBus(bus)
-	n.deps = &actors.Deps{System: system, Store: store, Bus: bus, Fanout: fan, User: cfg.User, Log: log, NewToken: actors.RandomToken}
-	n.placement = cluster.NewLocalPlacement(system.Root, func(user string) *actor.Props { return actors.UserProps(n.deps, user) })
-	n.deps.Placement = n.placement
+	n.deps, n.placement = actors.NewLocalDeps(system, store, newBus, cfg.User, log)
 	return n, nil
 }
 

@@ -1,0 +1,170 @@
+package actors
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
+
+	"github.com/presenced/presenced/actors/actorpb"
+	"github.com/presenced/presenced/cluster"
+	"github.com/presenced/presenced/wire"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/asynkron/protoactor-go/actor.NewThrottle.func1.1"))
+}
+
+// socket records what a connection actor writes; it stands where the server's WebSocket would.
+type socket struct {
+	frames chan wire.Frame
+	closes chan int
+}
+
+func newSocket() *socket {
+	return &socket{frames: make(chan wire.Frame, 64), closes: make(chan int, 4)}
+}
+
+func (s *socket) Write(b []byte) {
+	f, err := wire.DecodeServer(b)
+	if err != nil {
+		panic(err) // the server must never write a frame its own decoder rejects
+	}
+	s.frames <- f
+}
+
+func (s *socket) Close(code int, _, _ string) { s.closes <- code }
+
+func (s *socket) next(t *testing.T) wire.Frame {
+	t.Helper()
+	select {
+	case f := <-s.frames:
+		return f
+	case <-time.After(time.Hour):
+		t.Fatal("no frame")
+		return nil
+	}
+}
+
+type world struct {
+	system    *actor.ActorSystem
+	deps      *Deps
+	placement *cluster.LocalPlacement
+}
+
+func newWorld() *world { return newWorldWith(cluster.NewMemoryStore()) }
+
+func newWorldWith(store cluster.Store) *world {
+	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }))
+	d, p := NewLocalDeps(system, store, func(d cluster.Deliver) cluster.Bus { return cluster.NewMemoryBus(d) },
+		DefaultUserConfig(), zap.NewNop())
+	return &world{system: system, deps: d, placement: p}
+}
+
+// connect spawns a connection actor and returns its socket after welcome and sync.
+func (w *world) connect(t *testing.T, user string, following ...string) (*actor.PID, *socket, wire.Welcome) {
+	t.Helper()
+	s := newSocket()
+	pid := w.system.Root.Spawn(ConnProps(w.deps, ConnSpec{User: user, Login: user, Following: following, Hello: wire.Hello{Token: user}, Socket: s}))
+	wel, ok := s.next(t).(wire.Welcome)
+	if !ok {
+		t.Fatal("want welcome")
+	}
+	if _, ok := s.next(t).(wire.Sync); !ok {
+		t.Fatal("want sync")
+	}
+	return pid, s, wel
+}
+
+func (w *world) stop(t *testing.T, pids ...*actor.PID) {
+	for _, p := range pids {
+		_ = w.system.Root.StopFuture(p).Wait()
+	}
+	w.placement.Close()
+	synctest.Wait()
+}
+
+// TestUserActorRetiresAndComesBack: a user with no windows and nothing pending passivates;
+// the next hello activates a new one that rebuilds last seen from the store. Hellos that race
+// with the retirement are forwarded, never lost.
+func TestUserActorRetiresAndComesBack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld()
+		bob, bs, _ := w.connect(t, "bob", "alice")
+		for i := range 50 {
+			a, as, _ := w.connect(t, "alice")
+			if i == 0 {
+				if f := bs.next(t); f != (wire.Online{ID: "alice", Presence: wire.Presence{State: wire.StateOnline}}) {
+					t.Fatalf("bob got %#v", f)
+				}
+			}
+			w.system.Root.Send(a, Inbound{Frame: wire.Bye{}})
+			if code := <-as.closes; code != wire.CloseNormal {
+				t.Fatalf("close %d", code)
+			}
+			w.system.Root.Send(a, SocketClosed{LastHeard: time.Now()})
+			// Land the next hello at, before or after the moment the actor retires.
+			time.Sleep(2*time.Second - time.Duration(i%3-1)*time.Nanosecond)
+		}
+		time.Sleep(time.Minute)
+		if got := w.placement.Active(); got != 1 {
+			t.Fatalf("%d user actors active, want 1 (bob's)", got)
+		}
+		// bob saw alice once online and finally offline, whatever happened in between.
+		var last wire.Frame
+		for len(bs.frames) > 0 {
+			last = <-bs.frames
+		}
+		if x, ok := last.(wire.Offline); !ok || x.TS == 0 {
+			t.Fatalf("bob's last frame about alice = %#v, want x with ts", last)
+		}
+		w.stop(t, bob)
+	})
+}
+
+// TestRetiringActorForwards: a message that reaches a user actor after it retired goes on to the
+// new activation. A failed resume retires the actor at once (it has no windows); the fresh
+// hello queued right behind it, on the old actor's mailbox, must still be answered.
+func TestRetiringActorForwards(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// The store holds the new actor in its Started until both messages are queued.
+		gate := make(chan struct{})
+		w := newWorldWith(&gatedStore{Store: cluster.NewMemoryStore(), gate: gate})
+		replies := make(chan *actorpb.AttachReply, 2)
+		probe := w.system.Root.Spawn(actor.PropsFromFunc(func(c actor.Context) {
+			if e, ok := c.Message().(*actorpb.Envelope); ok {
+				replies <- e.GetAttachReply()
+			}
+		}))
+		w.placement.Send("alice", envelope(&actorpb.Attach{User: "alice", ResumeToken: "forged", Conn: connRef(probe)}), probe)
+		old := w.placement.Lookup("alice")
+		w.system.Root.RequestWithCustomSender(old, envelope(&actorpb.Attach{User: "alice", Window: "w1", Conn: connRef(probe)}), probe)
+		close(gate)
+		if r := <-replies; r.GetOk() || r.GetErrorCode() != wire.ErrResumeFailed {
+			t.Fatalf("first reply = %v", r)
+		}
+		if r := <-replies; !r.GetOk() || r.GetWindow() != "w1" {
+			t.Fatalf("second reply = %v", r)
+		}
+		if now := w.placement.Lookup("alice"); now == nil || now.Equal(old) {
+			t.Fatalf("activation = %v, want a new one (old %v)", now, old)
+		}
+		w.stop(t, probe)
+	})
+}
+
+// gatedStore makes LoadUser wait for gate (closed by the test).
+type gatedStore struct {
+	cluster.Store
+	gate chan struct{}
+}
+
+func (s *gatedStore) LoadUser(ctx context.Context, user string) ([]byte, error) {
+	<-s.gate
+	return s.Store.LoadUser(ctx, user)
+}

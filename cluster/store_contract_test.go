@@ -1,0 +1,54 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"testing"
+)
+
+// testStore is the contract every Store implementation passes; newStore returns an empty store.
+func testStore(t *testing.T, newStore func(t *testing.T) Store) {
+	ctx := context.Background()
+	t.Run("unknown user is ErrNotFound", func(t *testing.T) {
+		s := newStore(t)
+		if _, err := s.LoadUser(ctx, "nobody"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("err = %v, want ErrNotFound", err)
+		}
+	})
+	t.Run("save then load, last write wins", func(t *testing.T) {
+		s := newStore(t)
+		for _, v := range []string{"r1", "r2"} {
+			if err := s.SaveUser(ctx, "alice", []byte(v), []byte("p-"+v)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := s.LoadUser(ctx, "alice")
+		if err != nil || string(got) != "r2" {
+			t.Fatalf("load = %q, %v", got, err)
+		}
+	})
+	t.Run("presences in one call, nil where unknown", func(t *testing.T) {
+		s := newStore(t)
+		_ = s.SaveUser(ctx, "alice", []byte("r"), []byte("pa"))
+		_ = s.SaveUser(ctx, "carol", []byte("r"), []byte("pc"))
+		got, err := s.Presences(ctx, []string{"carol", "nobody", "alice"})
+		if err != nil || len(got) != 3 || string(got[0]) != "pc" || got[1] != nil || string(got[2]) != "pa" {
+			t.Fatalf("presences = %q, %v", got, err)
+		}
+		if got, err := s.Presences(ctx, nil); err != nil || len(got) != 0 {
+			t.Fatalf("empty = %q, %v", got, err)
+		}
+	})
+	t.Run("stored values do not alias the caller's", func(t *testing.T) {
+		s := newStore(t)
+		rec := []byte("rec")
+		_ = s.SaveUser(ctx, "alice", rec, []byte("p"))
+		rec[0] = 'X'
+		got, _ := s.LoadUser(ctx, "alice")
+		got[1] = 'Y'
+		again, _ := s.LoadUser(ctx, "alice")
+		if string(again) != "rec" {
+			t.Fatalf("stored value changed to %q", again)
+		}
+	})
+}
