@@ -102,7 +102,7 @@ func (c *conn) readLoop() {
 			return
 		}
 		if !h.Masked {
-			c.fail(&wire.Error{Code: wire.ErrBadFrame, Msg: "client frames must be masked", Close: 1002})
+			c.fail(&wire.Error{Code: wire.ErrBadFrame, Msg: "client frames must be masked", Close: wire.CloseProtocolError})
 			return
 		}
 		if h.Length > wire.MaxFrameBytes || int64(len(msg))+h.Length > wire.MaxFrameBytes {
@@ -146,7 +146,7 @@ func (c *conn) readLoop() {
 			c.fail(&wire.Error{Code: wire.ErrBinary, Msg: "binary frames are not supported: send JSON text", Close: wire.CloseUnsupportedData})
 		case ws.OpText, ws.OpContinuation:
 			if h.OpCode == ws.OpContinuation && msg == nil {
-				c.fail(&wire.Error{Code: wire.ErrBadFrame, Msg: "continuation frame without a message", Close: 1002})
+				c.fail(&wire.Error{Code: wire.ErrBadFrame, Msg: "continuation frame without a message", Close: wire.CloseProtocolError})
 				continue
 			}
 			if !h.Fin {
@@ -161,7 +161,7 @@ func (c *conn) readLoop() {
 			}
 			c.onText(payload)
 		default:
-			c.fail(&wire.Error{Code: wire.ErrBadFrame, Msg: "unknown opcode", Close: 1002})
+			c.fail(&wire.Error{Code: wire.ErrBadFrame, Msg: "unknown opcode", Close: wire.CloseProtocolError})
 		}
 	}
 }

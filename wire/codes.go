@@ -7,6 +7,7 @@ import "fmt"
 const (
 	CloseNormal          = 1000 // after bye: done, do not reconnect this window
 	CloseGoingAway       = 1001 // server shutting down: reconnect and resume
+	CloseProtocolError   = 1002 // WebSocket protocol violation (unmasked frame, stray continuation)
 	CloseUnsupportedData = 1003 // binary frame: fix the client
 	CloseInvalidPayload  = 1007 // undecodable or invalid frame: fix the client; the window may resume
 	ClosePolicy          = 1008 // no hello, frame before hello, second hello, sustained flooding
@@ -59,6 +60,7 @@ type CodeInfo struct {
 var Codes = []CodeInfo{
 	{CloseNormal, "", AdviceStop, "the client said bye; the window is gone"},
 	{CloseGoingAway, "", AdviceResume, "the server is going away; resume elsewhere"},
+	{CloseProtocolError, ErrBadFrame, AdviceStop, "WebSocket protocol violation (unmasked frame, stray continuation)"},
 	{CloseUnsupportedData, ErrBinary, AdviceStop, "binary frames are not part of the protocol"},
 	{CloseInvalidPayload, ErrBadFrame, AdviceStop, "a frame did not decode or failed validation; the error names the problem"},
 	{ClosePolicy, ErrHelloExpected, AdviceStop, "no hello within 10 s, a frame before hello, a second hello, or sustained flooding"},

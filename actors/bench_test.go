@@ -1,0 +1,65 @@
+package actors
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/presenced/presenced/actors/actorpb"
+	"github.com/presenced/presenced/cluster"
+	"github.com/presenced/presenced/wire"
+)
+
+// countingSocket counts frames and signals when a round's target is reached.
+type countingSocket struct {
+	n      *atomic.Int64
+	target *atomic.Int64
+	done   chan struct{}
+	bytes  *atomic.Int64
+}
+
+func (s countingSocket) Write(b []byte) {
+	s.bytes.Add(int64(len(b)))
+	if s.n.Add(1) == s.target.Load() {
+		s.done <- struct{}{}
+	}
+}
+func (countingSocket) Close(int, string, string) {}
+
+// BenchmarkFanout1000: one published change of alice handed to K=1,000 local followers' connection
+// actors, each diffing against its view, encoding and queueing the frame. Sockets are counters
+// here; server.BenchmarkFanoutLoopback1000 adds real WebSockets.
+func BenchmarkFanout1000(b *testing.B) {
+	const k = 1000
+	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }))
+	store := cluster.NewMemoryStore()
+	d, p := NewLocalDeps(system, store, func(d cluster.Deliver) cluster.Bus { return cluster.NewMemoryBus(d) }, DefaultUserConfig(), zap.NewNop())
+	var n, target, bytes atomic.Int64
+	done := make(chan struct{}, 1)
+	sock := countingSocket{n: &n, target: &target, done: done, bytes: &bytes}
+	target.Store(2 * k) // welcome + sync each
+	for i := range k {
+		system.Root.Spawn(ConnProps(d, ConnSpec{User: fmt.Sprintf("f%d", i), Login: "f", Following: []string{"alice"}, Socket: sock}))
+	}
+	<-done
+	acts := []wire.Activity{wire.Coding, wire.Debugging}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		up := &actorpb.PresenceUpdate{User: "alice", Version: uint64(i + 1), State: int32(wire.StateOnline), Activity: int32(acts[i%2]), Project: "MyApp", Language: "Go"}
+		payload, _ := proto.Marshal(envelope(up))
+		target.Add(k)
+		_ = d.Bus.Publish(context.Background(), "alice", payload)
+		<-done
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N*k)/b.Elapsed().Seconds(), "deliveries/s")
+	p.Close()
+	system.Shutdown()
+}
