@@ -16,6 +16,7 @@ import (
 
 	"github.com/presenced/presenced/actors"
 	"github.com/presenced/presenced/cluster"
+	"github.com/presenced/presenced/wire"
 )
 
 // ErrClosed: the node is shutting down and accepts no more connections.
@@ -146,7 +147,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	}
 	n.mu.Unlock()
 	for _, c := range conns {
-		c.out.Close(1012, "server_restart", "server restarting: reconnect and resume")
+		c.out.Close(wire.CloseServiceRestart, wire.ErrServerRestart, "server restarting: reconnect and resume")
 	}
 	done := make(chan struct{})
 	go func() { n.wg.Wait(); close(done) }()

@@ -91,28 +91,10 @@ func run(args []string) error {
 	}
 	defer func() { _ = log.Sync() }()
 
-	cfg := server.Config{
-		User: actors.UserConfig{Debounce: o.debounce, AwayAfter: o.awayAfter, ResumeWindow: o.resumeWindow},
-		Log:  log,
+	cfg, err := nodeConfig(o, log)
+	if err != nil {
+		return err
 	}
-	switch o.authMode {
-	case "dev":
-		if o.graph == "" {
-			return errors.New("--auth dev needs --graph FILE (who follows whom), e.g. --graph examples/graph.json")
-		}
-		g, err := auth.LoadGraphFile(o.graph)
-		if err != nil {
-			return err
-		}
-		log.Warn("DEV AUTH: every hello token is taken as the username with no check. Never expose this server.",
-			zap.String("graph", o.graph), zap.Int("users", len(g)))
-		cfg.Auth, cfg.Graph = auth.DevAuth{}, g
-	case "github":
-		return errors.New("--auth github is not implemented yet; run with --auth dev --graph FILE for local use")
-	default:
-		return fmt.Errorf("--auth must be github or dev, not %q", o.authMode)
-	}
-
 	node, err := server.New(cfg)
 	if err != nil {
 		return err
@@ -143,6 +125,32 @@ func run(args []string) error {
 	<-serveErr
 	log.Info("stopped")
 	return nil
+}
+
+// nodeConfig maps the options onto the node's config.
+func nodeConfig(o options, log *zap.Logger) (server.Config, error) {
+	cfg := server.Config{
+		User: actors.UserConfig{Debounce: o.debounce, AwayAfter: o.awayAfter, ResumeWindow: o.resumeWindow},
+		Log:  log,
+	}
+	switch o.authMode {
+	case "dev":
+		if o.graph == "" {
+			return cfg, errors.New("--auth dev needs --graph FILE (who follows whom), e.g. --graph examples/graph.json")
+		}
+		g, err := auth.LoadGraphFile(o.graph)
+		if err != nil {
+			return cfg, err
+		}
+		log.Warn("DEV AUTH: every hello token is taken as the username with no check. Never expose this server.",
+			zap.String("graph", o.graph), zap.Int("users", len(g)))
+		cfg.Auth, cfg.Graph = auth.DevAuth{}, g
+	case "github":
+		return cfg, errors.New("--auth github is not implemented yet; run with --auth dev --graph FILE for local use")
+	default:
+		return cfg, fmt.Errorf("--auth must be github or dev, not %q", o.authMode)
+	}
+	return cfg, nil
 }
 
 func newLogger(format string) (*zap.Logger, error) {
