@@ -1,9 +1,11 @@
-package cluster
+package cluster_test
 
 import (
 	"context"
 	"sync"
 	"testing"
+
+	"github.com/presenced/presenced/cluster"
 	"time"
 )
 
@@ -37,9 +39,9 @@ func (r *recorder) wait(t *testing.T, n int) []string {
 	return append([]string(nil), r.got...)
 }
 
-// testBus is the contract every Bus implementation passes. newBus returns a bus delivering to
+// testBus is the contract every cluster.Bus implementation passes. newBus returns a bus delivering to
 // deliver.
-func testBus(t *testing.T, newBus func(t *testing.T, deliver Deliver) Bus) {
+func testBus(t *testing.T, newBus func(t *testing.T, deliver cluster.Deliver) cluster.Bus) {
 	ctx := context.Background()
 	t.Run("delivers only subscribed channels, in order", func(t *testing.T) {
 		r := newRecorder()
@@ -80,7 +82,7 @@ func testBus(t *testing.T, newBus func(t *testing.T, deliver Deliver) Bus) {
 }
 
 func TestChannelName(t *testing.T) {
-	if got := Channel("alice"); got != "presence:alice" {
-		t.Fatalf("Channel = %q", got)
+	if got := cluster.Channel("alice"); got != "presence:alice" {
+		t.Fatalf("cluster.Channel = %q", got)
 	}
 }

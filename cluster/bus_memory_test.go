@@ -1,7 +1,11 @@
-package cluster
+package cluster_test
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/presenced/presenced/cluster"
+)
 
 func TestMemoryBus(t *testing.T) {
-	testBus(t, func(t *testing.T, d Deliver) Bus { return NewMemoryBus(d) })
+	testBus(t, func(t *testing.T, d cluster.Deliver) cluster.Bus { return cluster.NewMemoryBus(d) })
 }

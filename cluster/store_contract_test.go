@@ -1,18 +1,20 @@
-package cluster
+package cluster_test
 
 import (
 	"context"
 	"errors"
 	"testing"
+
+	"github.com/presenced/presenced/cluster"
 )
 
-// testStore is the contract every Store implementation passes; newStore returns an empty store.
-func testStore(t *testing.T, newStore func(t *testing.T) Store) {
+// testStore is the contract every cluster.Store implementation passes; newStore returns an empty store.
+func testStore(t *testing.T, newStore func(t *testing.T) cluster.Store) {
 	ctx := context.Background()
-	t.Run("unknown user is ErrNotFound", func(t *testing.T) {
+	t.Run("unknown user is cluster.ErrNotFound", func(t *testing.T) {
 		s := newStore(t)
-		if _, err := s.LoadUser(ctx, "nobody"); !errors.Is(err, ErrNotFound) {
-			t.Fatalf("err = %v, want ErrNotFound", err)
+		if _, err := s.LoadUser(ctx, "nobody"); !errors.Is(err, cluster.ErrNotFound) {
+			t.Fatalf("err = %v, want cluster.ErrNotFound", err)
 		}
 	})
 	t.Run("save then load, last write wins", func(t *testing.T) {

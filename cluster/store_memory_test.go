@@ -1,7 +1,11 @@
-package cluster
+package cluster_test
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/presenced/presenced/cluster"
+)
 
 func TestMemoryStore(t *testing.T) {
-	testStore(t, func(*testing.T) Store { return NewMemoryStore() })
+	testStore(t, func(*testing.T) cluster.Store { return cluster.NewMemoryStore() })
 }

@@ -1,0 +1,33 @@
+package cluster
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RedisConfig configures the Redis client shared by the Redis bus and store.
+type RedisConfig struct {
+	// URL is redis://[user:password@]host:port/db (go-redis ParseURL syntax).
+	URL string
+	// Timeout bounds every command (default 2 s). go-redis only honours context deadlines with
+	// ContextTimeoutEnabled, which NewRedisClient sets.
+	Timeout time.Duration
+}
+
+// NewRedisClient opens a client for url. It does not dial until first use.
+func NewRedisClient(cfg RedisConfig) (*redis.Client, error) {
+	opt, err := redis.ParseURL(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("redis url %q: %w (want redis://host:port/db)", cfg.URL, err)
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 2 * time.Second
+	}
+	opt.ContextTimeoutEnabled = true
+	opt.ReadTimeout, opt.WriteTimeout = cfg.Timeout, cfg.Timeout
+	opt.DialTimeout = cfg.Timeout
+	opt.MaxRetries = 1
+	return redis.NewClient(opt), nil
+}
