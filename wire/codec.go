@@ -4,49 +4,79 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strconv"
 	"unicode/utf8"
 )
 
-// rawFrame holds every field any frame may carry; pointers tell absent from empty.
-type rawFrame struct {
-	T       *string `json:"t"`
-	Token   *string `json:"token"`
-	Window  *string `json:"window"`
-	Resume  *string `json:"resume"`
-	A       *string `json:"a"`
-	P       *string `json:"p"`
-	L       *string `json:"l"`
-	On      *bool   `json:"on"`
-	ID      *string `json:"id"`
-	S       *string `json:"s"`
-	TS      *int64  `json:"ts"`
-	Resumed *bool   `json:"resumed"`
-	Code    *string `json:"code"`
-	Msg     *string `json:"msg"`
-	Users   []struct {
-		Username string `json:"username"`
-		S        string `json:"s"`
-		A        string `json:"a"`
-		P        string `json:"p"`
-		L        string `json:"l"`
-		TS       int64  `json:"ts"`
-	} `json:"users"`
+// clientFrame holds every field a client frame may carry; pointers tell absent from empty. Fields
+// only server frames carry are not listed, so Decode ignores them like any unknown field.
+type clientFrame struct {
+	T      *string `json:"t"`
+	Token  *string `json:"token"`
+	Window *string `json:"window"`
+	Resume *string `json:"resume"`
+	A      *string `json:"a"`
+	P      *string `json:"p"`
+	L      *string `json:"l"`
+	On     *bool   `json:"on"`
 }
 
-func parse(b []byte) (*rawFrame, *Error) {
-	var r rawFrame
-	if err := json.Unmarshal(b, &r); err != nil {
+// serverFrame holds every field a server frame may carry.
+type serverFrame struct {
+	T       *string    `json:"t"`
+	Resume  *string    `json:"resume"`
+	A       *string    `json:"a"`
+	P       *string    `json:"p"`
+	L       *string    `json:"l"`
+	ID      *string    `json:"id"`
+	S       *string    `json:"s"`
+	TS      *int64     `json:"ts"`
+	Resumed *bool      `json:"resumed"`
+	Code    *string    `json:"code"`
+	Msg     *string    `json:"msg"`
+	Users   []syncUser `json:"users"`
+}
+
+type syncUser struct {
+	Username string `json:"username"`
+	S        string `json:"s"`
+	A        string `json:"a"`
+	P        string `json:"p"`
+	L        string `json:"l"`
+	TS       int64  `json:"ts"`
+}
+
+// parse unmarshals b into r (a *clientFrame or *serverFrame) and names what went wrong.
+func parse(b []byte, r any) *Error {
+	if err := json.Unmarshal(b, r); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return nil, BadFrame("field %q has the wrong type (want %s)", te.Field, te.Type)
+			if te.Field == "" {
+				return BadFrame("not a JSON object: got %s", te.Value)
+			}
+			return BadFrame("field %q has the wrong type (want %s)", te.Field, jsonType(te.Type))
 		}
-		return nil, BadFrame("not a JSON object: %v", err)
+		return BadFrame("not a JSON object: %v", err)
 	}
-	if r.T == nil {
-		return nil, BadFrame("missing field \"t\"")
+	return nil
+}
+
+// jsonType names the JSON type a Go type decodes from, for error messages.
+func jsonType(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "bool"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "integer"
+	case reflect.Slice, reflect.Array:
+		return "array"
+	case reflect.Struct, reflect.Map:
+		return "object"
 	}
-	return &r, nil
+	return t.String()
 }
 
 func str(p *string) string {
@@ -70,9 +100,12 @@ func Decode(b []byte) (Frame, error) {
 	if len(b) > MaxFrameBytes {
 		return nil, &Error{Code: ErrTooBig, Msg: fmt.Sprintf("frame is %d bytes, over the limit of %d", len(b), MaxFrameBytes), Close: CloseTooBig}
 	}
-	r, e := parse(b)
-	if e != nil {
+	var r clientFrame
+	if e := parse(b, &r); e != nil {
 		return nil, e
+	}
+	if r.T == nil {
+		return nil, BadFrame("missing field \"t\"")
 	}
 	switch *r.T {
 	case "hello":
@@ -140,9 +173,12 @@ func truncate(s string, n int) string {
 
 // DecodeServer parses one server → client frame; clients and tests use it.
 func DecodeServer(b []byte) (Frame, error) {
-	r, e := parse(b)
-	if e != nil {
+	var r serverFrame
+	if e := parse(b, &r); e != nil {
 		return nil, e
+	}
+	if r.T == nil {
+		return nil, BadFrame("missing field \"t\"")
 	}
 	presence := func(s, a, p, l string, ts int64) (Presence, error) {
 		st, ok := ParseState(s)
@@ -370,6 +406,10 @@ func appendString(b []byte, s string) []byte {
 			switch c {
 			case '"', '\\':
 				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
 			case '\n':
 				b = append(b, '\\', 'n')
 			case '\r':

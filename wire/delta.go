@@ -49,6 +49,8 @@ func Diff(id string, prev Presence, known bool, next Presence) (Frame, bool) {
 func Apply(view map[string]Presence, f Frame) bool {
 	switch f := f.(type) {
 	case Sync:
+		// A sync lists every followed user: it replaces the view.
+		clear(view)
 		for _, u := range f.Users {
 			view[u.Username] = u.Presence
 		}
