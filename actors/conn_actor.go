@@ -29,6 +29,10 @@ type Inbound struct{ Frame wire.Frame }
 // from (the last seen of a drop).
 type SocketClosed struct{ LastHeard time.Time }
 
+// Resync asks a connection actor to re-read the store for the users it follows and send what
+// changed (after the bus may have lost messages).
+type Resync struct{}
+
 // ConnSpec is what the server knows when it spawns a connection actor: who the client is (from
 // its verified token), whom it follows, and its hello.
 type ConnSpec struct {
@@ -79,6 +83,12 @@ func (c *connActor) Receive(ctx actor.Context) {
 		}), c.self)
 	case Inbound:
 		c.onInbound(ctx, m.Frame)
+	case Resync:
+		if c.subscribed {
+			if err := c.resync(); err != nil {
+				c.log.Warn("resync failed; the next bus recovery retries", zap.Error(err))
+			}
+		}
 	case SocketClosed:
 		c.closed, c.lastHeard = true, m.LastHeard
 		c.finish(ctx)
@@ -169,9 +179,38 @@ func (c *connActor) sync() error {
 		return err
 	}
 	c.subscribed = true
-	raw, err := c.d.Store.Presences(ctx, c.view.Following())
+	recs, err := c.load(ctx)
 	if err != nil {
 		return err
+	}
+	c.spec.Socket.Write(wire.Encode(c.view.Sync(recs)))
+	return nil
+}
+
+// resync applies the stored presences as updates: only what is newer than the view is sent.
+func (c *connActor) resync() error {
+	ctx, cancel := context.WithTimeout(context.Background(), c.d.ioTimeout())
+	defer cancel()
+	recs, err := c.load(ctx)
+	if err != nil {
+		return err
+	}
+	for _, r := range recs {
+		if r == nil {
+			continue
+		}
+		if f, ok := c.view.Apply(r); ok {
+			c.spec.Socket.Write(wire.Encode(f))
+		}
+	}
+	return nil
+}
+
+// load reads the stored presences of the followed users in one call (nil where unknown).
+func (c *connActor) load(ctx context.Context) ([]*actorpb.PresenceUpdate, error) {
+	raw, err := c.d.Store.Presences(ctx, c.view.Following())
+	if err != nil {
+		return nil, err
 	}
 	recs := make([]*actorpb.PresenceUpdate, len(raw))
 	for i, b := range raw {
@@ -185,8 +224,7 @@ func (c *connActor) sync() error {
 		}
 		recs[i] = env.GetUpdate()
 	}
-	c.spec.Socket.Write(wire.Encode(c.view.Sync(recs)))
-	return nil
+	return recs, nil
 }
 
 // finish ends the actor once the socket is gone and the hello is settled. A close without bye

@@ -117,3 +117,19 @@ func (f *Fanout) Followed() int {
 	defer f.mu.Unlock()
 	return len(f.subs)
 }
+
+// Resync asks every local connection actor to re-read the store for the users it follows. It is
+// the recovery path after the bus lost messages, not a delivery path.
+func (f *Fanout) Resync() {
+	f.mu.Lock()
+	seen := map[string]bool{}
+	for _, set := range f.subs {
+		for id, pid := range set {
+			if !seen[id] {
+				seen[id] = true
+				f.root.Send(pid, Resync{})
+			}
+		}
+	}
+	f.mu.Unlock()
+}

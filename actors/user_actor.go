@@ -24,6 +24,13 @@ func UserProps(d *Deps, user string) *actor.Props {
 // timerFired is a self-message from a time.AfterFunc; it never leaves the node.
 type timerFired struct{ t Timer }
 
+// retryIO is a self-message: try the failed store write or publish again.
+type retryIO struct{ gen uint64 }
+
+// Republish asks a user actor to write and publish its state again under a new version (after
+// the store or the bus lost data). It never leaves the node.
+type Republish struct{}
+
 type armed struct {
 	gen   uint64
 	timer *time.Timer
@@ -44,6 +51,13 @@ type userActor struct {
 	rules    *User
 	timers   map[timerKey]armed
 	retiring bool
+
+	// Failed I/O is retried with backoff; the actor does not retire while some is pending.
+	ioPending    bool
+	ioPublish    bool // the pending work includes a publish
+	ioGen        uint64
+	ioBackoff    time.Duration
+	ioRetryTimer *time.Timer
 }
 
 func (a *userActor) Receive(ctx actor.Context) {
@@ -55,6 +69,18 @@ func (a *userActor) Receive(ctx actor.Context) {
 	case *actor.Stopping:
 		for _, t := range a.timers {
 			t.timer.Stop()
+		}
+		if a.ioRetryTimer != nil {
+			a.ioRetryTimer.Stop()
+		}
+	case retryIO:
+		if m.gen == a.ioGen && a.ioPending && !a.retiring {
+			a.persistAndPublish(a.ioPublish)
+			a.maybeRetire(ctx)
+		}
+	case Republish:
+		if !a.retiring {
+			a.apply(ctx, a.rules.Republish())
 		}
 	case *actorpb.Envelope:
 		if a.retiring {
@@ -137,7 +163,7 @@ func (a *userActor) onEnvelope(ctx actor.Context, env *actorpb.Envelope) {
 // apply carries out effects in the order the rules promise: persist, publish, kick, timers, retire.
 func (a *userActor) apply(ctx actor.Context, eff Effects) {
 	if eff.Persist || eff.Publish != nil {
-		a.persistAndPublish(eff.Publish)
+		a.persistAndPublish(eff.Publish != nil || (a.ioPending && a.ioPublish))
 	}
 	for _, k := range eff.Kicks {
 		ctx.Send(k.Conn.pid(), envelope(&actorpb.Kick{CloseCode: uint32(k.Close), ErrorCode: k.Code, Msg: k.Msg}))
@@ -145,13 +171,23 @@ func (a *userActor) apply(ctx actor.Context, eff Effects) {
 	for _, t := range eff.Timers {
 		a.arm(t)
 	}
-	if eff.Retire && a.d.Placement.Retire(a.user, a.self) {
+	if eff.Retire {
+		a.maybeRetire(ctx)
+	}
+}
+
+// maybeRetire passivates the actor when the rules are idle and nothing waits to be written.
+func (a *userActor) maybeRetire(ctx actor.Context) {
+	if a.rules.Idle() && !a.ioPending && a.d.Placement.Retire(a.user, a.self) {
 		a.retiring = true
 		ctx.Poison(a.self)
 	}
 }
 
-func (a *userActor) persistAndPublish(pub *Published) {
+// persistAndPublish writes the record and the public presence, then publishes the presence when
+// asked. A failure is logged once and retried with backoff (100 ms doubling to 10 s): the node
+// keeps serving while Redis is away and converges when it is back.
+func (a *userActor) persistAndPublish(publish bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), a.d.ioTimeout())
 	defer cancel()
 	cur := presenceToPB(a.user, a.rules.Published())
@@ -165,15 +201,28 @@ func (a *userActor) persistAndPublish(pub *Published) {
 		a.log.Error("marshal presence", zap.Error(err))
 		return
 	}
-	if err := a.d.Store.SaveUser(ctx, a.user, rec, payload); err != nil {
-		a.log.Error("saving user record failed", zap.Error(err))
+	err = a.d.Store.SaveUser(ctx, a.user, rec, payload)
+	if err == nil && publish {
+		err = a.d.Bus.Publish(ctx, a.user, payload)
 	}
-	if pub == nil {
+	if err != nil {
+		if !a.ioPending {
+			a.log.Warn("writing presence failed; retrying until it works", zap.Error(err))
+		}
+		a.ioPending, a.ioPublish = true, publish
+		a.ioBackoff = min(max(2*a.ioBackoff, 100*time.Millisecond), 10*time.Second)
+		a.ioGen++
+		root, self, gen := a.d.System.Root, a.self, a.ioGen
+		if a.ioRetryTimer != nil {
+			a.ioRetryTimer.Stop()
+		}
+		a.ioRetryTimer = time.AfterFunc(a.ioBackoff, func() { root.Send(self, retryIO{gen}) })
 		return
 	}
-	if err := a.d.Bus.Publish(ctx, a.user, payload); err != nil {
-		a.log.Error("publishing presence failed", zap.Error(err))
+	if a.ioPending {
+		a.log.Info("writing presence works again")
 	}
+	a.ioPending, a.ioPublish, a.ioBackoff = false, false, 0
 }
 
 // arm starts t as a time.AfterFunc that sends a generation-stamped message to the actor; the

@@ -233,15 +233,19 @@ func (u *User) Status(now time.Time, windowID string, conn ConnID, s wire.Status
 }
 
 // SetInvisible turns invisibility on or off. It is published at once and closes the current
-// debounce window: going invisible sends x with the moment it began, and last seen stays frozen
-// there; going visible sends the current state.
+// debounce window: going invisible sends x with the moment it began (unless followers still see
+// the user offline: then nothing is sent), and last seen stays frozen there; going visible sends
+// the current state.
 func (u *User) SetInvisible(now time.Time, windowID string, conn ConnID, on bool) Effects {
 	var eff Effects
 	if u.owned(windowID, conn) == nil || on == u.invisible {
 		return u.finish(now, eff)
 	}
 	u.invisible = on
-	if on {
+	if on && u.published.Presence.State != wire.StateOffline {
+		// Followers saw her online: last seen is now. If they still see her offline (she went
+		// invisible before her coming online was published), nothing changes for them: no x, and
+		// last seen stays where it was, so nobody learns she was here.
 		u.lastSeen = now.UnixMilli()
 	}
 	eff.Persist = true
@@ -346,7 +350,18 @@ func (u *User) publish(p wire.Presence, eff *Effects) {
 	eff.Persist = true
 }
 
+// Republish publishes the current public state again under a new version, for followers that
+// may have missed messages while the bus or the store was down (a no-op frame for the others).
+func (u *User) Republish() Effects {
+	var eff Effects
+	u.publish(u.published.Presence, &eff)
+	return u.finish(time.Time{}, eff)
+}
+
+// Idle reports that nothing is left to do: no windows and no change pending.
+func (u *User) Idle() bool { return len(u.windows) == 0 && !u.debounceOpen }
+
 func (u *User) finish(_ time.Time, eff Effects) Effects {
-	eff.Retire = len(u.windows) == 0 && !u.debounceOpen
+	eff.Retire = u.Idle()
 	return eff
 }

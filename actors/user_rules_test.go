@@ -208,3 +208,16 @@ func TestRetireOnlyWhenNothingPending(t *testing.T) {
 		t.Fatalf("after the last publish: %+v", e)
 	}
 }
+
+// Going invisible before coming online was published leaks nothing: no x, last seen unchanged.
+func TestInvisibleBeforeOnlineIsPublishedLeaksNothing(t *testing.T) {
+	u := NewUser(DefaultUserConfig(), func() string { return "tok-abcdefghijklmnopqrstuvwxyz" },
+		Published{Presence: wire.Presence{State: wire.StateOffline, TS: 1000}, Version: 3}, false, 1000)
+	_, eff := u.Attach(t0, "w1", "", c1)
+	if e := u.SetInvisible(t0.Add(time.Second), "w1", c1, true); e.Publish != nil || u.LastSeen() != 1000 {
+		t.Fatalf("invisible: %+v, last seen %d; want nothing published and last seen 1000", e, u.LastSeen())
+	}
+	if _, pub := flush(t, u, eff); pub != nil {
+		t.Fatalf("the closed debounce window published %+v", pub)
+	}
+}

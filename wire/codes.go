@@ -9,7 +9,7 @@ const (
 	CloseGoingAway       = 1001 // server shutting down: reconnect and resume
 	CloseProtocolError   = 1002 // WebSocket protocol violation (unmasked frame, stray continuation)
 	CloseUnsupportedData = 1003 // binary frame: fix the client
-	CloseInvalidPayload  = 1007 // undecodable or invalid frame: fix the client; the window may resume
+	CloseInvalidPayload  = 1007 // undecodable or invalid frame: fix the client
 	ClosePolicy          = 1008 // no hello, frame before hello, second hello, sustained flooding
 	CloseTooBig          = 1009 // frame over MaxFrameBytes
 	CloseInternal        = 1011 // server fault: reconnect and resume
