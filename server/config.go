@@ -11,7 +11,6 @@ import (
 
 	"github.com/presenced/presenced/actors"
 	"github.com/presenced/presenced/auth"
-	"github.com/presenced/presenced/cluster"
 )
 
 // Config configures a node. Zero durations and sizes take the documented defaults.
@@ -20,9 +19,9 @@ type Config struct {
 	Auth  auth.Authenticator // required
 	Graph auth.Graph         // required
 
-	// Store and NewBus replace the embedded in-memory store and bus (nil: in-memory).
-	Store  cluster.Store
-	NewBus func(cluster.Deliver) cluster.Bus
+	// RedisURL (redis://host:port/db) switches the bus and the store to Redis; empty keeps the
+	// embedded in-memory bus and store (one node).
+	RedisURL string
 
 	HelloTimeout  time.Duration // a socket must say hello within this (10 s)
 	PingInterval  time.Duration // the server pings every socket this often (20 s)

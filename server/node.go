@@ -33,8 +33,9 @@ type Node struct {
 	mu        sync.Mutex
 	closed    bool
 	listeners map[net.Listener]struct{}
-	conns     map[*conn]struct{} // for shutdown only; no delivery path walks it
-	wg        sync.WaitGroup     // accept loops and connection goroutines
+	conns     map[*conn]struct{}            // for shutdown only; no delivery path walks it
+	wg        sync.WaitGroup                // accept loops and connection goroutines
+	closers   []func(context.Context) error // bus, then Redis client: run after the actors stop
 }
 
 // New builds a node. It starts no goroutines until Serve or ServeConn.
@@ -46,13 +47,20 @@ func New(cfg Config) (*Node, error) {
 	slogger := slog.New(zapslog.NewHandler(log.Named("actor").Core()))
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slogger }))
 	n := &Node{cfg: cfg, log: log, system: system, listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}}
-	store := cfg.Store
-	if store == nil {
-		store = cluster.NewMemoryStore()
-	}
-	newBus := cfg.NewBus
-	if newBus == nil {
-		newBus = func(d cluster.Deliver) cluster.Bus { return cluster.NewMemoryBus(d) }
+	var store cluster.Store = cluster.NewMemoryStore()
+	newBus := func(d cluster.Deliver) cluster.Bus { return cluster.NewMemoryBus(d) }
+	if cfg.RedisURL != "" {
+		rdb, err := cluster.NewRedisClient(cluster.RedisConfig{URL: cfg.RedisURL})
+		if err != nil {
+			return nil, err
+		}
+		n.closers = append(n.closers, func(context.Context) error { return rdb.Close() })
+		store = cluster.NewRedisStore(rdb)
+		newBus = func(d cluster.Deliver) cluster.Bus {
+			b := cluster.NewRedisBus(rdb, d, cluster.RedisBusOptions{OnResubscribed: n.resync})
+			n.closers = append([]func(context.Context) error{b.Close}, n.closers...)
+			return b
+		}
 	}
 	n.deps, n.placement = actors.NewLocalDeps(system, store, newBus, cfg.User, log)
 	return n, nil
@@ -164,7 +172,32 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		<-done
 	}
 	n.stopActors()
+	for _, c := range n.closers {
+		if cerr := c(ctx); cerr != nil && err == nil {
+			err = fmt.Errorf("server: shutdown: %w", cerr)
+		}
+	}
 	return err
+}
+
+// resync runs after the bus lost and regained its subscriptions: messages may have been missed,
+// so every local view re-reads the store and user actors write their state again.
+func (n *Node) resync() {
+	n.log.Info("bus resubscribed: rewriting user state and resyncing local views")
+	n.placement.Broadcast(actors.Republish{})
+	n.deps.Fanout.Resync()
+}
+
+// Ready is the AND of the readiness of the store and the bus (when they can tell).
+func (n *Node) Ready(ctx context.Context) error {
+	for _, c := range []any{n.deps.Store, n.deps.Bus} {
+		if r, ok := c.(interface{ Ready(context.Context) error }); ok {
+			if err := r.Ready(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // stopActors stops the user actors once every connection actor has gone (each connection
