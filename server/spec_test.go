@@ -30,15 +30,52 @@ func status(a wire.Activity, p, l string) wire.Status {
 
 func coding() wire.Status { return wire.Status{Has: wire.FieldActivity, Activity: wire.Coding} }
 
+// topology places the test's users on nodes: the TST tests run on one in-memory node, on one
+// node with Redis, and on two nodes sharing one Redis (follower and followed on different
+// nodes).
+type topology struct {
+	name  string
+	nodes func(t *testing.T, cfg server.Config) (a, b *testkit.Node)
+}
+
+var topologies = []topology{
+	{"memory", func(t *testing.T, cfg server.Config) (*testkit.Node, *testkit.Node) {
+		n := testkit.StartNode(t, cfg)
+		return n, n
+	}},
+	{"redis", func(t *testing.T, cfg server.Config) (*testkit.Node, *testkit.Node) {
+		cfg.RedisURL = testkit.RequireRedis(t).URL()
+		n := testkit.StartNode(t, cfg)
+		return n, n
+	}},
+	{"two-nodes", func(t *testing.T, cfg server.Config) (*testkit.Node, *testkit.Node) {
+		cfg.RedisURL = testkit.RequireRedis(t).URL()
+		return testkit.StartNode(t, cfg), testkit.StartNode(t, cfg)
+	}},
+}
+
+// eachTopology runs f once per topology; alice's windows go to node a, everyone else to b.
+func eachTopology(t *testing.T, graph map[string][]string, f func(t *testing.T, a, b *testkit.Node)) {
+	for _, tp := range topologies {
+		t.Run(tp.name, func(t *testing.T) {
+			a, b := tp.nodes(t, fast(graph))
+			f(t, a, b)
+		})
+	}
+}
+
 // TST-PRESENCE-001: B follows A; A's status reaches B as one u frame with only the change,
 // not a full user list.
 func TestTSTPresence001DeltaUpdateDelivery(t *testing.T) {
-	n := testkit.StartNode(t, fast(map[string][]string{"bob": {"alice"}}))
+	eachTopology(t, map[string][]string{"bob": {"alice"}}, tst001)
+}
+
+func tst001(t *testing.T, na, n *testkit.Node) {
 	b := n.Connect(t, wire.Hello{Token: "bob"})
 	if got := b.Sync; len(got.Users) != 1 || got.Users[0] != (wire.SyncUser{Username: "alice", Presence: offline(0)}) {
 		t.Fatalf("sync = %+v", got)
 	}
-	a := n.Connect(t, wire.Hello{Token: "alice"})
+	a := na.Connect(t, wire.Hello{Token: "alice"})
 	b.ExpectRaw(`{"t":"o","id":"alice","s":"Online","a":"Idle"}`)
 	a.Send(coding())
 	b.ExpectRaw(`{"t":"u","id":"alice","a":"Coding"}`)
@@ -47,13 +84,16 @@ func TestTSTPresence001DeltaUpdateDelivery(t *testing.T) {
 
 // TST-PRESENCE-002: C does not follow A and receives nothing about A, ever.
 func TestTSTPresence002NonFollowerIsolation(t *testing.T) {
-	n := testkit.StartNode(t, fast(map[string][]string{"bob": {"alice"}, "carol": {"dave"}}))
+	eachTopology(t, map[string][]string{"bob": {"alice"}, "carol": {"dave"}}, tst002)
+}
+
+func tst002(t *testing.T, na, n *testkit.Node) {
 	b := n.Connect(t, wire.Hello{Token: "bob"})
 	c := n.Connect(t, wire.Hello{Token: "carol"})
 	if len(c.Sync.Users) != 1 || c.Sync.Users[0].Username != "dave" {
 		t.Fatalf("carol's sync = %+v, want only dave", c.Sync)
 	}
-	a := n.Connect(t, wire.Hello{Token: "alice"})
+	a := na.Connect(t, wire.Hello{Token: "alice"})
 	b.Expect(wire.Online{ID: "alice", Presence: online(wire.Idle, "", "")})
 	a.Send(status(wire.Debugging, "MyApp", "Go"))
 	b.Expect(wire.Update{ID: "alice", Has: wire.FieldActivity | wire.FieldProject | wire.FieldLanguage,
@@ -81,16 +121,19 @@ func expectOffline(t *testing.T, c *testkit.Client, id string, since int64) {
 // TST-PRESENCE-003: a dropped socket that resumes within the window: no x, no o, and the
 // session continues (the next change arrives as a plain u).
 func TestTSTPresence003SessionResumption(t *testing.T) {
-	n := testkit.StartNode(t, fast(map[string][]string{"bob": {"alice"}}))
+	eachTopology(t, map[string][]string{"bob": {"alice"}}, tst003)
+}
+
+func tst003(t *testing.T, n0, n *testkit.Node) {
 	b := n.Connect(t, wire.Hello{Token: "bob"})
-	a := n.Connect(t, wire.Hello{Token: "alice", Window: "w1"})
+	a := n0.Connect(t, wire.Hello{Token: "alice", Window: "w1"})
 	b.Expect(wire.Online{ID: "alice", Presence: online(wire.Idle, "", "")})
 	a.Send(status(wire.Coding, "MyApp", "Go"))
 	b.Expect(wire.Update{ID: "alice", Has: wire.FieldActivity | wire.FieldProject | wire.FieldLanguage, Activity: wire.Coding, Project: "MyApp", Language: "Go"})
 	token := a.Welcome.Resume
 	a.Drop()
 
-	a2 := n.Connect(t, wire.Hello{Token: "alice", Resume: token})
+	a2 := n0.Connect(t, wire.Hello{Token: "alice", Resume: token})
 	if !a2.Welcome.Resumed || a2.Welcome.ID != "alice" || a2.Welcome.Resume == token || len(a2.Welcome.Resume) < 22 {
 		t.Fatalf("welcome = %+v, want resumed with a new token", a2.Welcome)
 	}
@@ -100,7 +143,7 @@ func TestTSTPresence003SessionResumption(t *testing.T) {
 	b.Quiet()
 
 	// The used token is single-use: it fails, and does not disturb the live window.
-	a3 := n.Dial(t)
+	a3 := n0.Dial(t)
 	a3.Send(wire.Hello{Token: "alice", Resume: token})
 	a3.ExpectClose(wire.ErrResumeFailed, wire.CloseResumeFailed)
 	a2.Quiet()
@@ -109,13 +152,16 @@ func TestTSTPresence003SessionResumption(t *testing.T) {
 
 // TST-PRESENCE-004: two windows, Idle and Coding: followers see one entry, Coding.
 func TestTSTPresence004MultiWindowAggregation(t *testing.T) {
-	n := testkit.StartNode(t, fast(map[string][]string{"bob": {"alice"}}))
+	eachTopology(t, map[string][]string{"bob": {"alice"}}, tst004)
+}
+
+func tst004(t *testing.T, na, n *testkit.Node) {
 	b := n.Connect(t, wire.Hello{Token: "bob"})
-	w1 := n.Connect(t, wire.Hello{Token: "alice", Window: "w1"})
+	w1 := na.Connect(t, wire.Hello{Token: "alice", Window: "w1"})
 	b.Expect(wire.Online{ID: "alice", Presence: online(wire.Idle, "", "")})
 	w1.Send(status(wire.Idle, "Docs", "Markdown"))
 	b.Expect(wire.Update{ID: "alice", Has: wire.FieldProject | wire.FieldLanguage, Project: "Docs", Language: "Markdown"})
-	w2 := n.Connect(t, wire.Hello{Token: "alice", Window: "w2"})
+	w2 := na.Connect(t, wire.Hello{Token: "alice", Window: "w2"})
 	w2.Send(status(wire.Coding, "MyApp", "Go"))
 	b.Expect(wire.Update{ID: "alice", Has: wire.FieldActivity | wire.FieldProject | wire.FieldLanguage, Activity: wire.Coding, Project: "MyApp", Language: "Go"})
 

@@ -33,6 +33,7 @@ type options struct {
 	awayAfter    time.Duration
 	resumeWindow time.Duration
 	logFormat    string
+	redisURL     string
 	shutdown     time.Duration
 }
 
@@ -54,6 +55,7 @@ func parse(args []string) (options, error) {
 	fs.DurationVar(&o.awayAfter, "away-after", d.AwayAfter, "no status frame for this long shows a user as Away")
 	fs.DurationVar(&o.resumeWindow, "resume-window", d.ResumeWindow, "a dropped window may resume this long before followers see it go")
 	fs.StringVar(&o.logFormat, "log-format", "console", "log format: console or json")
+	fs.StringVar(&o.redisURL, "redis", "", "Redis URL (redis://host:port/db) for the bus and store; empty: embedded in-memory single node")
 	fs.DurationVar(&o.shutdown, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
 	// Environment first, flags override: PRESENCED_<FLAG NAME, upper case, - as _>.
 	var envErr error
@@ -104,7 +106,8 @@ func run(args []string) error {
 		return fmt.Errorf("listen on %s: %w (choose another with --listen)", o.listen, err)
 	}
 	log.Info("presenced listening", zap.String("addr", ln.Addr().String()), zap.String("path", "/ws"),
-		zap.Duration("debounce", o.debounce), zap.Duration("away_after", o.awayAfter), zap.Duration("resume_window", o.resumeWindow))
+		zap.Duration("debounce", o.debounce), zap.Duration("away_after", o.awayAfter), zap.Duration("resume_window", o.resumeWindow),
+		zap.Bool("redis", o.redisURL != "")) // the URL may hold a password: never logged
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -130,8 +133,9 @@ func run(args []string) error {
 // nodeConfig maps the options onto the node's config.
 func nodeConfig(o options, log *zap.Logger) (server.Config, error) {
 	cfg := server.Config{
-		User: actors.UserConfig{Debounce: o.debounce, AwayAfter: o.awayAfter, ResumeWindow: o.resumeWindow},
-		Log:  log,
+		User:     actors.UserConfig{Debounce: o.debounce, AwayAfter: o.awayAfter, ResumeWindow: o.resumeWindow},
+		Log:      log,
+		RedisURL: o.redisURL,
 	}
 	switch o.authMode {
 	case "dev":
