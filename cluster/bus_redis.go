@@ -122,6 +122,8 @@ func (b *RedisBus) read(ctx context.Context) {
 			case <-time.After(backoff):
 			}
 			backoff = min(2*backoff, 5*time.Second)
+			// Probe: with no channels to resubscribe, the pong is what says the connection is back.
+			_ = b.ps.Ping(ctx)
 			continue
 		}
 		backoff = 50 * time.Millisecond

@@ -90,6 +90,12 @@ func (r *Redis) Stop() {
 func (r *Redis) Restart() {
 	r.tb.Helper()
 	r.Stop()
+	r.Start()
+}
+
+// Start starts a new empty server on the same port after Stop.
+func (r *Redis) Start() {
+	r.tb.Helper()
 	path, _ := exec.LookPath("redis-server")
 	r.start(path)
 }

@@ -1,0 +1,62 @@
+package server_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/presenced/presenced/testkit"
+	"github.com/presenced/presenced/wire"
+)
+
+// eventually polls cond until it holds or 20 s pass. It is for conditions with no event to wait
+// on (readiness of a node whose Redis comes and goes), never for frames.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not true within 20 s: %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestRedisOutage: Redis goes away and comes back empty. Both nodes keep their sockets, report
+// not ready while it is away and ready after, and a change made during the outage reaches the
+// follower on the other node once Redis is back.
+func TestRedisOutage(t *testing.T) {
+	r := testkit.RequireRedis(t)
+	cfg := fast(map[string][]string{"bob": {"alice"}})
+	cfg.RedisURL = r.URL()
+	na, nb := testkit.StartNode(t, cfg), testkit.StartNode(t, cfg)
+	b := nb.Connect(t, wire.Hello{Token: "bob"})
+	a := na.Connect(t, wire.Hello{Token: "alice"})
+	b.Expect(wire.Online{ID: "alice", Presence: online(wire.Idle, "", "")})
+	ctx := context.Background()
+
+	t0 := time.Now()
+	r.Stop()
+	eventually(t, "node a not ready", func() bool { return na.Ready(ctx) != nil })
+	eventually(t, "node b not ready", func() bool { return nb.Ready(ctx) != nil })
+	a.Send(status(wire.Debugging, "Outage", "Go"))
+	t.Log("not ready after", time.Since(t0))
+	a.Quiet() // alice's socket is served throughout
+	b.Quiet()
+
+	r.Start()
+	t1 := time.Now()
+	b.Expect(wire.Update{ID: "alice", Has: wire.FieldActivity | wire.FieldProject | wire.FieldLanguage,
+		Activity: wire.Debugging, Project: "Outage", Language: "Go"})
+	t.Log("update after restart", time.Since(t1))
+	eventually(t, "both nodes ready", func() bool { return na.Ready(ctx) == nil && nb.Ready(ctx) == nil })
+	t.Log("ready after restart", time.Since(t1))
+	// A newcomer's sync, read from the new (empty) Redis, shows the truth again.
+	b2 := nb.Connect(t, wire.Hello{Token: "bob", Window: "w2"})
+	if got := b2.Sync.Users[0]; got != (wire.SyncUser{Username: "alice", Presence: online(wire.Debugging, "Outage", "Go")}) {
+		t.Fatalf("sync after the outage = %+v", got)
+	}
+	a.Send(coding())
+	b.Expect(wire.Update{ID: "alice", Has: wire.FieldActivity, Activity: wire.Coding})
+	b.Quiet()
+}
