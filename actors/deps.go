@@ -37,13 +37,18 @@ func (d *Deps) ioTimeout() time.Duration {
 	return 5 * time.Second
 }
 
-// NewLocalDeps wires one node's actor dependencies: a fanout on bus (made by newBus with the
-// fanout's Deliver), the store, and local placement of user actors.
-func NewLocalDeps(system *actor.ActorSystem, store cluster.Store, newBus func(cluster.Deliver) cluster.Bus, user UserConfig, log *zap.Logger) (*Deps, *cluster.LocalPlacement) {
+// NewDeps wires one node's actor dependencies but placement: a fanout on bus (made by newBus
+// with the fanout's Deliver) and the store. The caller sets Placement.
+func NewDeps(system *actor.ActorSystem, store cluster.Store, newBus func(cluster.Deliver) cluster.Bus, user UserConfig, log *zap.Logger) *Deps {
 	fan := NewFanout(system.Root, log)
 	bus := newBus(fan.Deliver)
 	fan.SetBus(bus)
-	d := &Deps{System: system, Store: store, Bus: bus, Fanout: fan, User: user, Log: log, NewToken: RandomToken}
+	return &Deps{System: system, Store: store, Bus: bus, Fanout: fan, User: user, Log: log, NewToken: RandomToken}
+}
+
+// NewLocalDeps is NewDeps with user actors placed on this node.
+func NewLocalDeps(system *actor.ActorSystem, store cluster.Store, newBus func(cluster.Deliver) cluster.Bus, user UserConfig, log *zap.Logger) (*Deps, *cluster.LocalPlacement) {
+	d := NewDeps(system, store, newBus, user, log)
 	p := cluster.NewLocalPlacement(system.Root, func(u string) *actor.Props { return UserProps(d, u) })
 	d.Placement = p
 	return d, p

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	pcluster "github.com/asynkron/protoactor-go/cluster"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
@@ -14,15 +15,19 @@ import (
 	"github.com/presenced/presenced/wire"
 )
 
-// UserProps makes the props of user's actor.
+// UserProps makes the props of user's actor. An empty user means a cluster grain: the user is
+// its cluster identity.
 func UserProps(d *Deps, user string) *actor.Props {
 	return actor.PropsFromProducer(func() actor.Actor {
-		return &userActor{d: d, user: user, log: d.Log.With(zap.String("user", user))}
+		return &userActor{d: d, user: user}
 	})
 }
 
 // timerFired is a self-message from a time.AfterFunc; it never leaves the node.
 type timerFired struct{ t Timer }
+
+// connGone is a self-message: a watched connection actor terminated.
+type connGone struct{ conn ConnID }
 
 // retryIO is a self-message: try the failed store write or publish again.
 type retryIO struct{ gen uint64 }
@@ -64,8 +69,22 @@ func (a *userActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		a.self = ctx.Self()
+		if a.user == "" {
+			a.user = pcluster.GetClusterIdentity(ctx).GetIdentity()
+		}
+		a.log = a.d.Log.With(zap.String("user", a.user))
 		a.timers = map[timerKey]armed{}
 		a.rules = a.load()
+	case *actor.Terminated:
+		// A watched connection ended. Terminated is a system message and overtakes the
+		// connection's own Detach (with its last-heard time) still in the mailbox, so queue it
+		// behind: only a connection whose node died never sends that Detach.
+		ctx.Send(a.self, connGone{ConnID{Address: m.GetWho().GetAddress(), ID: m.GetWho().GetId()}})
+	case connGone:
+		if w := a.rules.WindowOf(m.conn); w != "" && !a.retiring {
+			now := time.Now()
+			a.apply(ctx, a.rules.Detach(now, w, m.conn, false, now))
+		}
 	case *actor.Stopping:
 		for _, t := range a.timers {
 			t.timer.Stop()
@@ -132,6 +151,10 @@ func (a *userActor) onEnvelope(ctx actor.Context, env *actorpb.Envelope) {
 			reply.ErrorCode, reply.ErrorMsg, reply.CloseCode = res.Err.Code, res.Err.Msg, uint32(res.Err.Close)
 		}
 		ctx.Respond(envelope(reply))
+		if res.Err == nil {
+			// Learn when the connection's node dies, not only when the connection says so.
+			ctx.Watch(connID(b.Attach.GetConn()).pid())
+		}
 		a.apply(ctx, eff)
 	case *actorpb.Envelope_Status:
 		s := b.Status

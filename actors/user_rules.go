@@ -76,6 +76,7 @@ type Effects struct {
 
 type window struct {
 	conn     ConnID // zero while dropped
+	lastConn ConnID // the connection that held it last (kept through a drop)
 	activity wire.Activity
 	project  string
 	language string
@@ -162,7 +163,7 @@ func (u *User) Attach(now time.Time, windowID, resume string, conn ConnID) (Atta
 		}
 		w := u.windows[found]
 		u.takeOver(w, &eff)
-		w.conn, w.dropped = conn, false
+		w.conn, w.lastConn, w.dropped = conn, conn, false
 		w.gen = 0
 		tok := u.newToken()
 		w.token = hashToken(tok)
@@ -184,7 +185,7 @@ func (u *User) Attach(now time.Time, windowID, resume string, conn ConnID) (Atta
 		w = &window{}
 		u.windows[windowID] = w
 	}
-	w.conn = conn
+	w.conn, w.lastConn = conn, conn
 	tok := u.newToken()
 	w.token = hashToken(tok)
 	u.armAway(&eff)
@@ -257,11 +258,28 @@ func (u *User) SetInvisible(now time.Time, windowID string, conn ConnID, on bool
 	return u.finish(now, eff)
 }
 
+// WindowOf returns the window conn holds, or "".
+func (u *User) WindowOf(conn ConnID) string {
+	for id, w := range u.windows {
+		if !w.dropped && w.conn == conn {
+			return id
+		}
+	}
+	return ""
+}
+
 // Detach ends the connection of a window: bye removes it now, a drop keeps it for the resume
-// window. lastHeard is when the client was last heard from (the drop's last seen).
+// window. lastHeard is when the client was last heard from (the drop's last seen). A bye from
+// the connection that held a window still counts after the window was dropped (a watch may
+// report the connection's end before its bye arrives).
 func (u *User) Detach(now time.Time, windowID string, conn ConnID, bye bool, lastHeard time.Time) Effects {
 	var eff Effects
 	w := u.owned(windowID, conn)
+	if w == nil && bye {
+		if lw := u.windows[windowID]; lw != nil && lw.dropped && lw.lastConn == conn {
+			w = lw
+		}
+	}
 	if w == nil {
 		return u.finish(now, eff)
 	}

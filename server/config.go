@@ -22,6 +22,8 @@ type Config struct {
 	// RedisURL (redis://host:port/db) switches the bus and the store to Redis; empty keeps the
 	// embedded in-memory bus and store (one node).
 	RedisURL string
+	// Cluster makes the node a cluster member (user actors become grains); nil: single node.
+	Cluster *ClusterConfig
 
 	HelloTimeout  time.Duration // a socket must say hello within this (10 s)
 	PingInterval  time.Duration // the server pings every socket this often (20 s)

@@ -28,7 +28,8 @@ type Node struct {
 	log       *zap.Logger
 	system    *actor.ActorSystem
 	deps      *actors.Deps
-	placement *cluster.LocalPlacement
+	placement *cluster.LocalPlacement // nil in a cluster
+	cluster   *member                 // nil on a single node
 
 	mu        sync.Mutex
 	closed    bool
@@ -62,7 +63,23 @@ func New(cfg Config) (*Node, error) {
 			return b
 		}
 	}
-	n.deps, n.placement = actors.NewLocalDeps(system, store, newBus, cfg.User, log)
+	if cfg.Cluster == nil {
+		n.deps, n.placement = actors.NewLocalDeps(system, store, newBus, cfg.User, log)
+		return n, nil
+	}
+	if cfg.RedisURL == "" {
+		return nil, errors.New("server: a cluster needs Redis (--redis) for the shared bus and store")
+	}
+	if err := cfg.Cluster.setDefaults(); err != nil {
+		return nil, err
+	}
+	n.deps = actors.NewDeps(system, store, newBus, cfg.User, log)
+	c, err := startCluster(cfg.Cluster, system, n.deps)
+	if err != nil {
+		return nil, err
+	}
+	n.cluster = c
+	n.deps.Placement = cluster.NewGrainPlacement(c.c, log)
 	return n, nil
 }
 
@@ -137,7 +154,13 @@ func (n *Node) Stats() Stats {
 	n.mu.Lock()
 	conns := len(n.conns)
 	n.mu.Unlock()
-	return Stats{Conns: conns, UserActors: n.placement.Active(), Fanout: n.deps.Fanout.Stats()}
+	users := 0
+	if n.placement != nil {
+		users = n.placement.Active()
+	} else {
+		users = int(n.cluster.c.GetClusterKind(cluster.UserKind).Count())
+	}
+	return Stats{Conns: conns, UserActors: users, Fanout: n.deps.Fanout.Stats()}
 }
 
 // Shutdown stops accepting, tells every client to resume elsewhere (error server_restart, close
@@ -184,12 +207,18 @@ func (n *Node) Shutdown(ctx context.Context) error {
 // so every local view re-reads the store and user actors write their state again.
 func (n *Node) resync() {
 	n.log.Info("bus resubscribed: rewriting user state and resyncing local views")
-	n.placement.Broadcast(actors.Republish{})
+	if n.placement != nil {
+		// Grains in a cluster retry their own failed writes; local actors also republish.
+		n.placement.Broadcast(actors.Republish{})
+	}
 	n.deps.Fanout.Resync()
 }
 
-// Ready is the AND of the readiness of the store and the bus (when they can tell).
+// Ready is the AND of: the cluster was joined (in a cluster), the store and the bus work.
 func (n *Node) Ready(ctx context.Context) error {
+	if n.cluster != nil && n.cluster.members.Load() == 0 {
+		return errors.New("server: not a member of the cluster yet")
+	}
 	for _, c := range []any{n.deps.Store, n.deps.Bus} {
 		if r, ok := c.(interface{ Ready(context.Context) error }); ok {
 			if err := r.Ready(ctx); err != nil {
@@ -203,6 +232,10 @@ func (n *Node) Ready(ctx context.Context) error {
 // stopActors stops the user actors once every connection actor has gone (each connection
 // goroutine waits for its actor), then the actor system.
 func (n *Node) stopActors() {
+	if n.cluster != nil {
+		n.cluster.c.Shutdown(true) // leaves the cluster and shuts the actor system down
+		return
+	}
 	n.placement.Close()
 	n.system.Shutdown()
 }

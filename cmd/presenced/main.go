@@ -34,6 +34,10 @@ type options struct {
 	resumeWindow time.Duration
 	logFormat    string
 	redisURL     string
+	clusterHost  string
+	clusterPort  int
+	amPort       int
+	members      string
 	shutdown     time.Duration
 }
 
@@ -55,6 +59,10 @@ func parse(args []string) (options, error) {
 	fs.DurationVar(&o.awayAfter, "away-after", d.AwayAfter, "no status frame for this long shows a user as Away")
 	fs.DurationVar(&o.resumeWindow, "resume-window", d.ResumeWindow, "a dropped window may resume this long before followers see it go")
 	fs.StringVar(&o.logFormat, "log-format", "console", "log format: console or json")
+	fs.StringVar(&o.clusterHost, "cluster-host", "127.0.0.1", "cluster: the address other members reach this node at")
+	fs.IntVar(&o.clusterPort, "cluster-port", 0, "cluster: actor remoting port; 0 runs a single node (needs --redis when set)")
+	fs.IntVar(&o.amPort, "cluster-automanage-port", 0, "cluster: port of this member's automanaged membership endpoint (HTTP, all interfaces)")
+	fs.StringVar(&o.members, "cluster-members", "", "cluster: comma-separated host:automanage-port of every member, this one included")
 	fs.StringVar(&o.redisURL, "redis", "", "Redis URL (redis://host:port/db) for the bus and store; empty: embedded in-memory single node")
 	fs.DurationVar(&o.shutdown, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
 	// Environment first, flags override: PRESENCED_<FLAG NAME, upper case, - as _>.
@@ -136,6 +144,16 @@ func nodeConfig(o options, log *zap.Logger) (server.Config, error) {
 		User:     actors.UserConfig{Debounce: o.debounce, AwayAfter: o.awayAfter, ResumeWindow: o.resumeWindow},
 		Log:      log,
 		RedisURL: o.redisURL,
+	}
+	if o.clusterPort != 0 {
+		if o.redisURL == "" {
+			return cfg, errors.New("--cluster-port needs --redis: members share the bus and the store")
+		}
+		if o.amPort == 0 || o.members == "" {
+			return cfg, errors.New("--cluster-port needs --cluster-automanage-port and --cluster-members")
+		}
+		cfg.Cluster = &server.ClusterConfig{Host: o.clusterHost, Port: o.clusterPort, AutoManagePort: o.amPort,
+			Members: strings.Split(o.members, ",")}
 	}
 	switch o.authMode {
 	case "dev":

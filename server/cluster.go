@@ -1,0 +1,89 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	pcluster "github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/cluster/clusterproviders/automanaged"
+	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
+	"github.com/asynkron/protoactor-go/remote"
+
+	"github.com/presenced/presenced/actors"
+	"github.com/presenced/presenced/cluster"
+)
+
+// ClusterConfig makes the node a member of a Proto.Actor cluster whose user actors are grains.
+// It needs RedisURL: the members share the bus and the store.
+type ClusterConfig struct {
+	Name string // cluster name (default "presenced"); members of one cluster share it
+	Host string // address the other members reach this node at (default 127.0.0.1)
+	Port int    // actor remoting port (gRPC)
+	// Membership with the automanaged provider: every member serves its state on
+	// AutoManagePort over HTTP (on all interfaces: firewall it) and polls Members, the
+	// host:AutoManagePort of every member, this one included.
+	AutoManagePort int
+	Members        []string
+	// JoinTimeout bounds the wait for this member to see itself in the member list (20 s).
+	JoinTimeout time.Duration
+}
+
+func (c *ClusterConfig) setDefaults() error {
+	if c.Name == "" {
+		c.Name = "presenced"
+	}
+	if c.Host == "" {
+		c.Host = "127.0.0.1"
+	}
+	if c.Port <= 0 || c.AutoManagePort <= 0 || len(c.Members) == 0 {
+		return errors.New("server: cluster needs a remoting port, an automanage port and the member list")
+	}
+	if c.JoinTimeout <= 0 {
+		c.JoinTimeout = 20 * time.Second
+	}
+	return nil
+}
+
+var startMu sync.Mutex
+
+// member is this node's view of the cluster, kept from topology events (MemberList itself is
+// not safe to read from other goroutines in this Proto.Actor version).
+type member struct {
+	c       *pcluster.Cluster
+	members atomic.Int64
+}
+
+// startCluster starts this node as a member and waits until it sees a member list.
+func startCluster(cfg *ClusterConfig, system *actor.ActorSystem, d *actors.Deps) (*member, error) {
+	m := &member{}
+	joined := make(chan struct{})
+	var once sync.Once
+	system.EventStream.Subscribe(func(evt any) {
+		if t, ok := evt.(*pcluster.ClusterTopology); ok {
+			m.members.Store(int64(len(t.Members)))
+			if len(t.Members) > 0 {
+				once.Do(func() { close(joined) })
+			}
+		}
+	})
+	kind := pcluster.NewKind(cluster.UserKind, actors.UserProps(d, ""))
+	provider := automanaged.NewWithConfig(time.Second, cfg.AutoManagePort, cfg.Members...)
+	m.c = pcluster.New(system, pcluster.Configure(cfg.Name, provider, disthash.New(),
+		remote.Configure(cfg.Host, cfg.Port), pcluster.WithKinds(kind)))
+	// Remote.Start sets gRPC's process-wide logger: two members starting in one process (tests)
+	// would race on it.
+	startMu.Lock()
+	m.c.StartMember()
+	startMu.Unlock()
+	select {
+	case <-joined:
+		return m, nil
+	case <-time.After(cfg.JoinTimeout):
+		m.c.Shutdown(false)
+		return nil, fmt.Errorf("server: cluster member %s:%d saw no members within %v: check --cluster-members", cfg.Host, cfg.Port, cfg.JoinTimeout)
+	}
+}

@@ -1,0 +1,150 @@
+package testkit
+
+import (
+	"bufio"
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/presenced/presenced/client"
+)
+
+var (
+	buildOnce sync.Once
+	buildPath string
+	buildErr  error
+	buildOut  []byte
+)
+
+// BuildPresenced builds cmd/presenced once per test binary and returns the binary's path.
+func BuildPresenced(tb testing.TB) string {
+	tb.Helper()
+	buildOnce.Do(func() {
+		root, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
+		if err != nil {
+			buildErr = err
+			return
+		}
+		dir, err := mkdirTemp()
+		if err != nil {
+			buildErr = err
+			return
+		}
+		buildPath = filepath.Join(dir, "presenced")
+		cmd := exec.Command("go", "build", "-o", buildPath, "./cmd/presenced")
+		cmd.Dir = strings.TrimSpace(string(root))
+		buildOut, buildErr = cmd.CombinedOutput()
+	})
+	if buildErr != nil {
+		tb.Fatalf("testkit: build presenced: %v\n%s", buildErr, buildOut)
+	}
+	return buildPath
+}
+
+// Proc is a presenced process started for one test; t.Cleanup kills it.
+type Proc struct {
+	*Node
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+
+	mu      sync.Mutex
+	members int // latest cluster topology size it logged
+	changed chan struct{}
+}
+
+// StartProcess runs the binary with args plus --listen on a free loopback port and JSON logs,
+// and returns once it listens.
+func StartProcess(tb testing.TB, bin string, args ...string) *Proc {
+	tb.Helper()
+	args = append(args, "--listen", "127.0.0.1:0", "--log-format", "json")
+	p := &Proc{cmd: exec.Command(bin, args...), done: make(chan struct{}), changed: make(chan struct{}, 1)}
+	stderr, err := p.cmd.StderrPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		tb.Fatalf("testkit: start %s: %v", bin, err)
+	}
+	addr := make(chan string, 1)
+	go p.readLogs(stderr, addr)
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	tb.Cleanup(p.Kill)
+	select {
+	case a := <-addr:
+		p.Node = &Node{URL: "ws://" + a + "/ws", opts: client.Options{}}
+	case <-p.done:
+		tb.Fatalf("testkit: presenced exited before listening: %v", p.err)
+	case <-time.After(60 * time.Second):
+		tb.Fatal("testkit: presenced did not listen within 60 s")
+	}
+	return p
+}
+
+func (p *Proc) readLogs(r interface{ Read([]byte) (int, error) }, addr chan<- string) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		var line struct {
+			Msg     string `json:"msg"`
+			Addr    string `json:"addr"`
+			Members *int   `json:"members"`
+		}
+		if json.Unmarshal(sc.Bytes(), &line) != nil {
+			continue
+		}
+		switch {
+		case line.Msg == "presenced listening":
+			addr <- line.Addr
+		case line.Members != nil:
+			p.mu.Lock()
+			p.members = *line.Members
+			p.mu.Unlock()
+			select {
+			case p.changed <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// WaitMembers waits until the process has logged a cluster topology of n members.
+func (p *Proc) WaitMembers(tb testing.TB, n int) {
+	tb.Helper()
+	deadline := time.After(60 * time.Second)
+	for {
+		p.mu.Lock()
+		got := p.members
+		p.mu.Unlock()
+		if got == n {
+			return
+		}
+		select {
+		case <-p.changed:
+		case <-deadline:
+			tb.Fatalf("testkit: cluster topology has %d members, want %d", got, n)
+		}
+	}
+}
+
+// Kill ends the process with SIGKILL (a node that dies).
+func (p *Proc) Kill() {
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+// Stop sends SIGTERM (a graceful drain) and waits for the exit.
+func (p *Proc) Stop(tb testing.TB) {
+	tb.Helper()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(60 * time.Second):
+		tb.Fatal("testkit: presenced did not exit within 60 s of SIGTERM")
+	}
+}
