@@ -50,6 +50,7 @@ func BuildPresenced(tb testing.TB) string {
 type Proc struct {
 	*Node
 	cmd  *exec.Cmd
+	args []string
 	done chan struct{}
 	err  error
 
@@ -63,7 +64,7 @@ type Proc struct {
 func StartProcess(tb testing.TB, bin string, args ...string) *Proc {
 	tb.Helper()
 	args = append(args, "--listen", "127.0.0.1:0", "--log-format", "json")
-	p := &Proc{cmd: exec.Command(bin, args...), done: make(chan struct{}), changed: make(chan struct{}, 1)}
+	p := &Proc{cmd: exec.Command(bin, args...), args: args, done: make(chan struct{}), changed: make(chan struct{}, 1)}
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		tb.Fatal(err)
@@ -111,6 +112,16 @@ func (p *Proc) readLogs(r interface{ Read([]byte) (int, error) }, addr chan<- st
 			}
 		}
 	}
+}
+
+// Args returns the value the process was given for flag, "" if none.
+func (p *Proc) Args(flag string) string {
+	for i, a := range p.args {
+		if a == flag && i+1 < len(p.args) {
+			return p.args[i+1]
+		}
+	}
+	return ""
 }
 
 // WaitMembers waits until the process has logged a cluster topology of n members.
