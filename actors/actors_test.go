@@ -13,11 +13,12 @@ import (
 
 	"github.com/presenced/presenced/actors/actorpb"
 	"github.com/presenced/presenced/cluster"
+	"github.com/presenced/presenced/testkit/leak"
 	"github.com/presenced/presenced/wire"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/asynkron/protoactor-go/actor.NewThrottle.func1.1"))
+	goleak.VerifyTestMain(m, leak.Options()...)
 }
 
 // socket records what a connection actor writes; it stands where the server's WebSocket would.

@@ -63,6 +63,9 @@ type userActor struct {
 	ioGen        uint64
 	ioBackoff    time.Duration
 	ioRetryTimer *time.Timer
+
+	epoch    uint64 // fencing epoch from Store.Acquire; 0 until the first write
+	isFenced bool   // a newer activation exists: this one does nothing more
 }
 
 func (a *userActor) Receive(ctx actor.Context) {
@@ -81,7 +84,7 @@ func (a *userActor) Receive(ctx actor.Context) {
 		// behind: only a connection whose node died never sends that Detach.
 		ctx.Send(a.self, connGone{ConnID{Address: m.GetWho().GetAddress(), ID: m.GetWho().GetId()}})
 	case connGone:
-		if w := a.rules.WindowOf(m.conn); w != "" && !a.retiring {
+		if w := a.rules.WindowOf(m.conn); w != "" && !a.retiring && !a.isFenced {
 			now := time.Now()
 			a.apply(ctx, a.rules.Detach(now, w, m.conn, false, now))
 		}
@@ -93,15 +96,23 @@ func (a *userActor) Receive(ctx actor.Context) {
 			a.ioRetryTimer.Stop()
 		}
 	case retryIO:
-		if m.gen == a.ioGen && a.ioPending && !a.retiring {
+		if m.gen == a.ioGen && a.ioPending && !a.retiring && !a.isFenced {
 			a.persistAndPublish(a.ioPublish)
 			a.maybeRetire(ctx)
 		}
 	case Republish:
-		if !a.retiring {
+		if !a.retiring && !a.isFenced {
 			a.apply(ctx, a.rules.Republish())
 		}
 	case *actorpb.Envelope:
+		if a.isFenced {
+			// Never act again; answer a hello so its connection does not wait.
+			if m.GetAttach() != nil {
+				ctx.Respond(envelope(&actorpb.AttachReply{ErrorCode: wire.ErrInternal, CloseCode: wire.CloseInternal,
+					ErrorMsg: "this user moved to another node: reconnect and resume"}))
+			}
+			return
+		}
 		if a.retiring {
 			// Retired while this was queued: a new activation owns the user now.
 			a.d.Placement.Send(a.user, m, ctx.Sender())
@@ -113,7 +124,7 @@ func (a *userActor) Receive(ctx actor.Context) {
 		if a.timers[key].gen == m.t.Gen {
 			delete(a.timers, key)
 		}
-		if !a.retiring {
+		if !a.retiring && !a.isFenced {
 			a.apply(ctx, a.rules.Fire(time.Now(), m.t))
 		}
 	}
@@ -224,9 +235,10 @@ func (a *userActor) persistAndPublish(publish bool) {
 		a.log.Error("marshal presence", zap.Error(err))
 		return
 	}
-	err = a.d.Store.SaveUser(ctx, a.user, rec, payload)
-	if err == nil && publish {
-		err = a.d.Bus.Publish(ctx, a.user, payload)
+	err = a.write(ctx, rec, payload, publish)
+	if errors.Is(err, cluster.ErrFenced) {
+		a.fenced()
+		return
 	}
 	if err != nil {
 		if !a.ioPending {
@@ -246,6 +258,40 @@ func (a *userActor) persistAndPublish(publish bool) {
 		a.log.Info("writing presence works again")
 	}
 	a.ioPending, a.ioPublish, a.ioBackoff = false, false, 0
+}
+
+// write acquires the user on the first write, then saves (and publishes) under its epoch, in one
+// atomic step when the store can.
+func (a *userActor) write(ctx context.Context, rec, payload []byte, publish bool) error {
+	if a.epoch == 0 {
+		e, err := a.d.Store.Acquire(ctx, a.user)
+		if err != nil {
+			return err
+		}
+		a.epoch = e
+	}
+	if ap, ok := a.d.Store.(cluster.AtomicPublisher); ok && publish {
+		return ap.SaveAndPublish(ctx, a.user, a.epoch, rec, payload)
+	}
+	if err := a.d.Store.SaveUser(ctx, a.user, a.epoch, rec, payload); err != nil || !publish {
+		return err
+	}
+	return a.d.Bus.Publish(ctx, a.user, payload)
+}
+
+// fenced: a newer activation of this user exists (double activation). This one must never write
+// again: it closes its windows' sockets so their clients resume where the user lives now, and
+// stops.
+func (a *userActor) fenced() {
+	a.log.Warn("a newer activation took this user over: closing this one's windows and stopping")
+	for _, c := range a.rules.Conns() {
+		a.d.System.Root.Send(c.pid(), envelope(&actorpb.Kick{CloseCode: uint32(wire.CloseInternal), ErrorCode: wire.ErrInternal,
+			Msg: "your session moved to another node: reconnect and resume"}))
+	}
+	a.ioPending = false
+	a.isFenced = true
+	a.d.Placement.Retire(a.user, a.self)
+	a.d.System.Root.Poison(a.self)
 }
 
 // arm starts t as a time.AfterFunc that sends a generation-stamped message to the actor; the

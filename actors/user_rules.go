@@ -258,6 +258,17 @@ func (u *User) SetInvisible(now time.Time, windowID string, conn ConnID, on bool
 	return u.finish(now, eff)
 }
 
+// Conns returns the connections that hold live windows.
+func (u *User) Conns() []ConnID {
+	var out []ConnID
+	for _, w := range u.windows {
+		if !w.dropped {
+			out = append(out, w.conn)
+		}
+	}
+	return out
+}
+
 // WindowOf returns the window conn holds, or "".
 func (u *User) WindowOf(conn ConnID) string {
 	for id, w := range u.windows {

@@ -19,8 +19,9 @@ func testStore(t *testing.T, newStore func(t *testing.T) cluster.Store) {
 	})
 	t.Run("save then load, last write wins", func(t *testing.T) {
 		s := newStore(t)
+		epoch := acquire(t, s, "alice")
 		for _, v := range []string{"r1", "r2"} {
-			if err := s.SaveUser(ctx, "alice", []byte(v), []byte("p-"+v)); err != nil {
+			if err := s.SaveUser(ctx, "alice", epoch, []byte(v), []byte("p-"+v)); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -31,8 +32,8 @@ func testStore(t *testing.T, newStore func(t *testing.T) cluster.Store) {
 	})
 	t.Run("presences in one call, nil where unknown", func(t *testing.T) {
 		s := newStore(t)
-		_ = s.SaveUser(ctx, "alice", []byte("r"), []byte("pa"))
-		_ = s.SaveUser(ctx, "carol", []byte("r"), []byte("pc"))
+		_ = s.SaveUser(ctx, "alice", acquire(t, s, "alice"), []byte("r"), []byte("pa"))
+		_ = s.SaveUser(ctx, "carol", acquire(t, s, "carol"), []byte("r"), []byte("pc"))
 		got, err := s.Presences(ctx, []string{"carol", "nobody", "alice"})
 		if err != nil || len(got) != 3 || string(got[0]) != "pc" || got[1] != nil || string(got[2]) != "pa" {
 			t.Fatalf("presences = %q, %v", got, err)
@@ -41,10 +42,38 @@ func testStore(t *testing.T, newStore func(t *testing.T) cluster.Store) {
 			t.Fatalf("empty = %q, %v", got, err)
 		}
 	})
+	t.Run("only the newest activation writes", func(t *testing.T) {
+		s := newStore(t)
+		old := acquire(t, s, "alice")
+		newer := acquire(t, s, "alice")
+		if newer <= old {
+			t.Fatalf("epochs %d then %d: must grow", old, newer)
+		}
+		if err := s.SaveUser(ctx, "alice", old, []byte("stale"), []byte("stale")); !errors.Is(err, cluster.ErrFenced) {
+			t.Fatalf("stale save: err = %v, want ErrFenced", err)
+		}
+		if err := s.SaveUser(ctx, "alice", newer, []byte("fresh"), []byte("fresh")); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.LoadUser(ctx, "alice"); string(got) != "fresh" {
+			t.Fatalf("record = %q", got)
+		}
+		// A user without an epoch (never acquired, or Redis lost it) is claimed by the first
+		// writer; the next acquisition still fences it.
+		if err := s.SaveUser(ctx, "bob", 7, []byte("x"), []byte("x")); err != nil {
+			t.Fatalf("claiming save: %v", err)
+		}
+		if next := acquire(t, s, "bob"); next <= 7 {
+			t.Fatalf("epoch after a claim of 7 = %d, want more", next)
+		}
+		if err := s.SaveUser(ctx, "bob", 7, []byte("y"), []byte("y")); !errors.Is(err, cluster.ErrFenced) {
+			t.Fatalf("save after a newer acquisition: err = %v, want ErrFenced", err)
+		}
+	})
 	t.Run("stored values do not alias the caller's", func(t *testing.T) {
 		s := newStore(t)
 		rec := []byte("rec")
-		_ = s.SaveUser(ctx, "alice", rec, []byte("p"))
+		_ = s.SaveUser(ctx, "alice", acquire(t, s, "alice"), rec, []byte("p"))
 		rec[0] = 'X'
 		got, _ := s.LoadUser(ctx, "alice")
 		got[1] = 'Y'
@@ -53,4 +82,13 @@ func testStore(t *testing.T, newStore func(t *testing.T) cluster.Store) {
 			t.Fatalf("stored value changed to %q", again)
 		}
 	})
+}
+
+func acquire(t *testing.T, s cluster.Store, user string) uint64 {
+	t.Helper()
+	e, err := s.Acquire(context.Background(), user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
 }

@@ -13,11 +13,12 @@ type MemoryStore struct {
 	mu       sync.RWMutex
 	records  map[string][]byte
 	presence map[string][]byte
+	epochs   map[string]uint64
 }
 
 // NewMemoryStore returns an empty store.
 func NewMemoryStore() *MemoryStore {
-	return &MemoryStore{records: map[string][]byte{}, presence: map[string][]byte{}}
+	return &MemoryStore{records: map[string][]byte{}, presence: map[string][]byte{}, epochs: map[string]uint64{}}
 }
 
 func (s *MemoryStore) LoadUser(_ context.Context, user string) ([]byte, error) {
@@ -30,9 +31,22 @@ func (s *MemoryStore) LoadUser(_ context.Context, user string) ([]byte, error) {
 	return append([]byte(nil), r...), nil
 }
 
-func (s *MemoryStore) SaveUser(_ context.Context, user string, record, presence []byte) error {
+func (s *MemoryStore) Acquire(_ context.Context, user string) (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.epochs[user]++
+	return s.epochs[user], nil
+}
+
+func (s *MemoryStore) SaveUser(_ context.Context, user string, epoch uint64, record, presence []byte) error {
 	r, p := append([]byte(nil), record...), append([]byte(nil), presence...)
 	s.mu.Lock()
+	if cur := s.epochs[user]; cur == 0 {
+		s.epochs[user] = epoch // no activation acquired the user: the first writer claims it
+	} else if cur != epoch {
+		s.mu.Unlock()
+		return ErrFenced
+	}
 	s.records[user] = r
 	s.presence[user] = p
 	s.mu.Unlock()

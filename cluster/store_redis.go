@@ -4,16 +4,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
 
-var _ Store = (*RedisStore)(nil)
+var (
+	_ Store           = (*RedisStore)(nil)
+	_ AtomicPublisher = (*RedisStore)(nil)
+)
 
 // RedisStore keeps user records and public presences in Redis:
 //
 //	presenced:user:<id>      the user actor's record
 //	presenced:presence:<id>  the public presence sync reads (MGET for many users)
+//	presenced:epoch:<id>     the fencing epoch of the user's current activation (INCR)
 type RedisStore struct {
 	rdb *redis.Client
 }
@@ -23,6 +29,56 @@ func NewRedisStore(rdb *redis.Client) *RedisStore { return &RedisStore{rdb: rdb}
 
 func recordKey(user string) string   { return "presenced:user:" + user }
 func presenceKey(user string) string { return "presenced:presence:" + user }
+func epochKey(user string) string    { return "presenced:epoch:" + user }
+
+// saveScript writes record and presence, and publishes presence when ARGV[4] is "1", only if
+// the caller's epoch is the user's current one. Returns 1, or 0 when fenced. A missing epoch
+// (Redis lost its data) is claimed by the first writer.
+var saveScript = redis.NewScript(`
+local cur = redis.call('GET', KEYS[3])
+if cur == false then redis.call('SET', KEYS[3], ARGV[1])
+elseif cur ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('SET', KEYS[2], ARGV[3])
+if ARGV[4] == '1' then redis.call('PUBLISH', ARGV[5], ARGV[3]) end
+return 1`)
+
+// acquireScript increments the epoch but never below ARGV[1] (the time in µs), so epochs keep
+// growing even after Redis lost the key: a new activation never reuses an older one's epoch.
+var acquireScript = redis.NewScript(`
+local e = redis.call('INCR', KEYS[1])
+local floor = tonumber(ARGV[1])
+if e < floor then redis.call('SET', KEYS[1], ARGV[1]); e = floor end
+return e`)
+
+func (s *RedisStore) Acquire(ctx context.Context, user string) (uint64, error) {
+	n, err := acquireScript.Run(ctx, s.rdb, []string{epochKey(user)}, time.Now().UnixMicro()).Uint64()
+	if err != nil {
+		return 0, fmt.Errorf("store: acquire %s: %w", user, err)
+	}
+	return n, nil
+}
+
+func (s *RedisStore) save(ctx context.Context, user string, epoch uint64, record, presence []byte, publish bool) error {
+	pub := "0"
+	if publish {
+		pub = "1"
+	}
+	ok, err := saveScript.Run(ctx, s.rdb, []string{recordKey(user), presenceKey(user), epochKey(user)},
+		strconv.FormatUint(epoch, 10), record, presence, pub, Channel(user)).Int()
+	if err != nil {
+		return fmt.Errorf("store: save %s: %w", user, err)
+	}
+	if ok == 0 {
+		return ErrFenced
+	}
+	return nil
+}
+
+// SaveAndPublish saves and publishes on presence:<user> in one fenced script.
+func (s *RedisStore) SaveAndPublish(ctx context.Context, user string, epoch uint64, record, presence []byte) error {
+	return s.save(ctx, user, epoch, record, presence, true)
+}
 
 func (s *RedisStore) LoadUser(ctx context.Context, user string) ([]byte, error) {
 	b, err := s.rdb.Get(ctx, recordKey(user)).Bytes()
@@ -35,16 +91,8 @@ func (s *RedisStore) LoadUser(ctx context.Context, user string) ([]byte, error) 
 	return b, nil
 }
 
-func (s *RedisStore) SaveUser(ctx context.Context, user string, record, presence []byte) error {
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, recordKey(user), record, 0)
-		p.Set(ctx, presenceKey(user), presence, 0)
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("store: save %s: %w", user, err)
-	}
-	return nil
+func (s *RedisStore) SaveUser(ctx context.Context, user string, epoch uint64, record, presence []byte) error {
+	return s.save(ctx, user, epoch, record, presence, false)
 }
 
 // Presences is one MGET, however many users.

@@ -60,3 +60,33 @@ func TestRedisOutage(t *testing.T) {
 	b.Expect(wire.Update{ID: "alice", Has: wire.FieldActivity, Activity: wire.Coding})
 	b.Quiet()
 }
+
+// TestDoubleActivation: two live activations of alice (two nodes that each place her locally,
+// as a cluster does for a moment after a member rejoins). The newer one acquires her; the older
+// one's writes never land: its change reaches no follower, and its windows are told to resume.
+func TestDoubleActivation(t *testing.T) {
+	r := testkit.RequireRedis(t)
+	cfg := fast(map[string][]string{"bob": {"alice"}})
+	cfg.RedisURL = r.URL()
+	na, nb := testkit.StartNode(t, cfg), testkit.StartNode(t, cfg)
+	b := nb.Connect(t, wire.Hello{Token: "bob"})
+	old := na.Connect(t, wire.Hello{Token: "alice", Window: "w1"})
+	old.Send(status(wire.Coding, "A", "Go"))
+	b.Expect(wire.Online{ID: "alice", Presence: online(wire.Coding, "A", "Go")})
+
+	// A second activation on node b acquires alice: its first write fences the first one.
+	newer := nb.Connect(t, wire.Hello{Token: "alice", Window: "w2"})
+	newer.Send(status(wire.Debugging, "B", "Rust"))
+	b.Expect(wire.Update{ID: "alice", Has: wire.FieldActivity | wire.FieldProject | wire.FieldLanguage, Activity: wire.Debugging, Project: "B", Language: "Rust"})
+
+	// The old activation's change is refused; its window is closed so the client resumes.
+	old.Send(status(wire.Idle, "stale", "stale"))
+	old.ExpectClose(wire.ErrInternal, wire.CloseInternal)
+	newer.Send(status(wire.Coding, "B", "Rust"))
+	b.Expect(wire.Update{ID: "alice", Has: wire.FieldActivity, Activity: wire.Coding})
+	b.Quiet()
+	b2 := nb.Connect(t, wire.Hello{Token: "bob", Window: "w2"})
+	if got := b2.Sync.Users[0].Presence; got != online(wire.Coding, "B", "Rust") {
+		t.Fatalf("stored presence = %+v, want the newer activation's", got)
+	}
+}

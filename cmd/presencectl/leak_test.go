@@ -4,9 +4,8 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/presenced/presenced/testkit/leak"
 )
 
-func TestMain(m *testing.M) {
-	// The actor system's dead-letter throttle runs one short-lived goroutine that ends by itself.
-	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/asynkron/protoactor-go/actor.NewThrottle.func1.1"))
-}
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, leak.Options()...) }
