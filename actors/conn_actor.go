@@ -70,8 +70,19 @@ type connActor struct {
 	closed     bool      // the socket is gone
 	lastHeard  time.Time // set with closed
 	detached   bool      // the user actor was told the window's socket ended
+	kicked     bool      // the user actor closed this socket: never look for it again
 	pending    []wire.Frame
+
+	userPID     *actor.PID // the user actor that answered the hello (watched)
+	token       string     // this window's current resume token
+	reattaching uint64     // > 0 while looking for a moved user actor: the attempt's generation
 }
+
+// reattachRetry is a self-message: no answer to a reattach yet, try again.
+type reattachRetry struct{ gen uint64 }
+
+// reattachEvery is how often a connection asks again for a user actor that moved.
+const reattachEvery = time.Second
 
 func (c *connActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
@@ -83,6 +94,15 @@ func (c *connActor) Receive(ctx actor.Context) {
 		}), c.self)
 	case Inbound:
 		c.onInbound(ctx, m.Frame)
+	case *actor.Terminated:
+		// The user actor stopped: on a node that died, or drained. Find where it lives now.
+		if c.userPID != nil && m.GetWho().Equal(c.userPID) && c.attached && !c.closed && !c.detached && !c.kicked {
+			c.reattach()
+		}
+	case reattachRetry:
+		if m.gen == c.reattaching && !c.closed && !c.kicked {
+			c.reattach()
+		}
 	case Resync:
 		if c.subscribed {
 			if err := c.resync(); err != nil {
@@ -95,12 +115,17 @@ func (c *connActor) Receive(ctx actor.Context) {
 	case *actorpb.Envelope:
 		switch b := m.GetBody().(type) {
 		case *actorpb.Envelope_AttachReply:
+			if c.reattaching > 0 {
+				c.onReattached(ctx, b.AttachReply)
+				return
+			}
 			c.onAttached(ctx, b.AttachReply)
 		case *actorpb.Envelope_Update:
 			if f, ok := c.view.Apply(b.Update); ok {
 				c.spec.Socket.Write(wire.Encode(f))
 			}
 		case *actorpb.Envelope_Kick:
+			c.kicked = true
 			k := b.Kick
 			c.spec.Socket.Close(int(k.GetCloseCode()), k.GetErrorCode(), k.GetMsg())
 		default:
@@ -152,7 +177,8 @@ func (c *connActor) onAttached(ctx actor.Context, r *actorpb.AttachReply) {
 		c.finish(ctx)
 		return
 	}
-	c.attached, c.window = true, r.GetWindow()
+	c.attached, c.window, c.token = true, r.GetWindow(), r.GetResumeToken()
+	c.watchUser(ctx)
 	if c.closed {
 		c.finish(ctx)
 		return
@@ -168,6 +194,34 @@ func (c *connActor) onAttached(ctx actor.Context, r *actorpb.AttachReply) {
 	for _, f := range pending {
 		c.onInbound(ctx, f)
 	}
+}
+
+// watchUser watches the user actor that just answered, to learn when it stops.
+func (c *connActor) watchUser(ctx actor.Context) {
+	if s := ctx.Sender(); s != nil {
+		c.userPID = s
+		ctx.Watch(s)
+	}
+}
+
+// reattach asks for this window's user actor again, with this connection's token, and retries
+// until it answers.
+func (c *connActor) reattach() {
+	c.reattaching++
+	c.d.Placement.Send(c.spec.User, envelope(&actorpb.Attach{User: c.spec.User, Window: c.window, ResumeToken: c.token,
+		Conn: connRef(c.self), Reattach: true}), c.self)
+	root, self, gen := c.d.System.Root, c.self, c.reattaching
+	time.AfterFunc(reattachEvery, func() { root.Send(self, reattachRetry{gen}) })
+}
+
+func (c *connActor) onReattached(ctx actor.Context, r *actorpb.AttachReply) {
+	c.reattaching = 0
+	if !r.GetOk() {
+		c.log.Info("user actor moved and lost this window; closing so the client says hello again")
+		c.spec.Socket.Close(int(r.GetCloseCode()), r.GetErrorCode(), r.GetErrorMsg())
+		return
+	}
+	c.watchUser(ctx)
 }
 
 // sync subscribes first and reads the store second, so a change published in between reaches
@@ -233,7 +287,9 @@ func (c *connActor) finish(ctx actor.Context) {
 	if !c.closed || (!c.attached && !c.failed) {
 		return // the socket is still open, or the user actor has not answered the hello yet
 	}
-	if c.attached && !c.detached {
+	// A kicked socket was replaced or its user actor was fenced: the window is someone else's
+	// business now, and a Detach would only wake a stale activation.
+	if c.attached && !c.detached && !c.kicked {
 		c.detached = true
 		c.d.Placement.Send(c.spec.User, envelope(&actorpb.Detach{
 			Window: c.window, Conn: connRef(c.self), LastHeardMs: c.lastHeard.UnixMilli(),

@@ -1,6 +1,8 @@
 package actors
 
 import (
+	"time"
+
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/presenced/presenced/actors/actorpb"
 	"github.com/presenced/presenced/wire"
@@ -72,4 +74,46 @@ func typeName(env *actorpb.Envelope) string {
 		return "empty"
 	}
 	return string(env.ProtoReflect().WhichOneof(env.ProtoReflect().Descriptor().Oneofs().ByName("body")).Name())
+}
+
+func stateToPB(user string, st UserState) *actorpb.UserRecord {
+	r := &actorpb.UserRecord{Published: presenceToPB(user, st.Published), Invisible: st.Invisible, LastSeenMs: st.LastSeen,
+		LastActivityMs: msOrZero(st.LastActivity), Away: st.Away}
+	for _, w := range st.Windows {
+		r.Windows = append(r.Windows, &actorpb.WindowRecord{Id: w.ID, Conn: &actorpb.ConnRef{Address: w.Conn.Address, Id: w.Conn.ID},
+			Activity: int32(w.Activity), Project: w.Project, Language: w.Language, StatusAtMs: msOrZero(w.StatusAt),
+			Dropped: w.Dropped, DropAtMs: msOrZero(w.DropAt), ExpiresMs: msOrZero(w.Expires), TokenHash: w.TokenHash[:]})
+	}
+	return r
+}
+
+func stateFromPB(r *actorpb.UserRecord) UserState {
+	st := UserState{Published: Published{Presence: PresenceFromPB(r.GetPublished()), Version: r.GetPublished().GetVersion()},
+		Invisible: r.GetInvisible(), LastSeen: r.GetLastSeenMs(), LastActivity: timeOrZero(r.GetLastActivityMs()), Away: r.GetAway()}
+	if r.GetPublished() == nil {
+		st.Published.Presence.TS = r.GetLastSeenMs()
+	}
+	for _, w := range r.GetWindows() {
+		ws := WindowState{ID: w.GetId(), Conn: connID(w.GetConn()), Activity: wire.Activity(w.GetActivity()), Project: w.GetProject(),
+			Language: w.GetLanguage(), StatusAt: timeOrZero(w.GetStatusAtMs()), Dropped: w.GetDropped(),
+			DropAt: timeOrZero(w.GetDropAtMs()), Expires: timeOrZero(w.GetExpiresMs())}
+		copy(ws.TokenHash[:], w.GetTokenHash())
+		st.Windows = append(st.Windows, ws)
+	}
+	return st
+}
+
+// msOrZero keeps the zero time as 0 (UnixMilli of the zero time is a large negative number).
+func msOrZero(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func timeOrZero(ms int64) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms)
 }

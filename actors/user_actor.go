@@ -77,7 +77,14 @@ func (a *userActor) Receive(ctx actor.Context) {
 		}
 		a.log = a.d.Log.With(zap.String("user", a.user))
 		a.timers = map[timerKey]armed{}
-		a.rules = a.load()
+		var eff Effects
+		a.rules, eff = a.load()
+		// Windows rebuilt from the store: learn which of their connections are gone.
+		for _, c := range a.rules.Conns() {
+			ctx.Watch(c.pid())
+		}
+		eff.Retire = false // activated for a message that is already in the mailbox
+		a.apply(ctx, eff)
 	case *actor.Terminated:
 		// A watched connection ended. Terminated is a system message and overtakes the
 		// connection's own Detach (with its last-heard time) still in the mailbox, so queue it
@@ -131,7 +138,7 @@ func (a *userActor) Receive(ctx actor.Context) {
 }
 
 // load rebuilds the rules from the store; a user never seen starts offline with no last seen.
-func (a *userActor) load() *User {
+func (a *userActor) load() (*User, Effects) {
 	ctx, cancel := context.WithTimeout(context.Background(), a.d.ioTimeout())
 	defer cancel()
 	var rec actorpb.UserRecord
@@ -145,18 +152,20 @@ func (a *userActor) load() *User {
 			a.log.Error("user record does not decode; starting from an empty record", zap.Error(err))
 		}
 	}
-	pub := Published{Presence: PresenceFromPB(rec.GetPublished()), Version: rec.GetPublished().GetVersion()}
-	if rec.GetPublished() == nil {
-		pub.Presence.TS = rec.GetLastSeenMs()
-	}
-	return NewUser(a.d.User, a.d.NewToken, pub, rec.GetInvisible(), rec.GetLastSeenMs())
+	return RestoreUser(a.d.User, a.d.NewToken, stateFromPB(&rec), time.Now())
 }
 
 func (a *userActor) onEnvelope(ctx actor.Context, env *actorpb.Envelope) {
 	now := time.Now()
 	switch b := env.GetBody().(type) {
 	case *actorpb.Envelope_Attach:
-		res, eff := a.rules.Attach(now, b.Attach.GetWindow(), b.Attach.GetResumeToken(), connID(b.Attach.GetConn()))
+		var res AttachResult
+		var eff Effects
+		if b.Attach.GetReattach() {
+			res, eff = a.rules.Reattach(now, b.Attach.GetResumeToken(), connID(b.Attach.GetConn()))
+		} else {
+			res, eff = a.rules.Attach(now, b.Attach.GetWindow(), b.Attach.GetResumeToken(), connID(b.Attach.GetConn()))
+		}
 		reply := &actorpb.AttachReply{Ok: res.Err == nil, Window: res.Window, ResumeToken: res.Resume, Resumed: res.Resumed}
 		if res.Err != nil {
 			reply.ErrorCode, reply.ErrorMsg, reply.CloseCode = res.Err.Code, res.Err.Msg, uint32(res.Err.Close)
@@ -225,7 +234,7 @@ func (a *userActor) persistAndPublish(publish bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), a.d.ioTimeout())
 	defer cancel()
 	cur := presenceToPB(a.user, a.rules.Published())
-	rec, err := proto.Marshal(&actorpb.UserRecord{Published: cur, Invisible: a.rules.Invisible(), LastSeenMs: a.rules.LastSeen()})
+	rec, err := proto.Marshal(stateToPB(a.user, a.rules.State()))
 	if err != nil {
 		a.log.Error("marshal user record", zap.Error(err))
 		return

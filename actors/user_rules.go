@@ -83,6 +83,7 @@ type window struct {
 	statusAt time.Time // last status frame; zero before the first
 	dropped  bool
 	dropAt   time.Time // last heard from before the drop: becomes last seen
+	expires  time.Time // end of the resume window while dropped
 	gen      uint64    // resume timer generation
 	token    [sha256.Size]byte
 }
@@ -108,9 +109,79 @@ type User struct {
 	resumeGen    uint64
 }
 
-// NewUser rebuilds a user from its record (zero values for a user never seen).
+// NewUser makes a user with no windows from the public part of its record.
 func NewUser(cfg UserConfig, newToken func() string, published Published, invisible bool, lastSeen int64) *User {
-	return &User{cfg: cfg, newToken: newToken, windows: map[string]*window{}, published: published, invisible: invisible, lastSeen: lastSeen}
+	u, _ := RestoreUser(cfg, newToken, UserState{Published: published, Invisible: invisible, LastSeen: lastSeen}, time.Time{})
+	return u
+}
+
+// WindowState is one window as persisted.
+type WindowState struct {
+	ID        string
+	Conn      ConnID // the connection holding it, or the last one before a drop
+	Activity  wire.Activity
+	Project   string
+	Language  string
+	StatusAt  time.Time
+	Dropped   bool
+	DropAt    time.Time
+	Expires   time.Time
+	TokenHash [sha256.Size]byte
+}
+
+// UserState is everything a user actor persists to be rebuilt on another node.
+type UserState struct {
+	Published    Published
+	Invisible    bool
+	LastSeen     int64
+	LastActivity time.Time
+	Away         bool
+	Windows      []WindowState
+}
+
+// State returns what to persist.
+func (u *User) State() UserState {
+	st := UserState{Published: u.published, Invisible: u.invisible, LastSeen: u.lastSeen, LastActivity: u.lastActivity, Away: u.away}
+	for id, w := range u.windows {
+		ws := WindowState{ID: id, Conn: w.lastConn, Activity: w.activity, Project: w.project, Language: w.language,
+			StatusAt: w.statusAt, Dropped: w.dropped, DropAt: w.dropAt, Expires: w.expires, TokenHash: w.token}
+		st.Windows = append(st.Windows, ws)
+	}
+	return st
+}
+
+// RestoreUser rebuilds a user from its persisted state at now. Windows that were live stay
+// attached to their connections (the shell watches them: a connection whose node died ends up
+// dropped); windows that waited for a resume wait until their old deadline. The effects arm the
+// timers the state needs.
+func RestoreUser(cfg UserConfig, newToken func() string, st UserState, now time.Time) (*User, Effects) {
+	u := &User{cfg: cfg, newToken: newToken, windows: map[string]*window{}, published: st.Published,
+		invisible: st.Invisible, lastSeen: st.LastSeen, lastActivity: st.LastActivity, away: st.Away}
+	var eff Effects
+	for _, ws := range st.Windows {
+		w := &window{lastConn: ws.Conn, activity: ws.Activity, project: ws.Project, language: ws.Language,
+			statusAt: ws.StatusAt, dropped: ws.Dropped, dropAt: ws.DropAt, expires: ws.Expires, token: ws.TokenHash}
+		if w.dropped {
+			u.resumeGen++
+			w.gen = u.resumeGen
+			eff.Timers = append(eff.Timers, Timer{Kind: TimerResume, Window: ws.ID, Gen: w.gen, At: maxTime(ws.Expires, now)})
+		} else {
+			w.conn = ws.Conn
+		}
+		u.windows[ws.ID] = w
+	}
+	if len(u.windows) > 0 {
+		u.armAway(&eff)
+		u.changed(now, &eff)
+	}
+	return u, u.finish(now, eff)
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // Published returns the presence last published.
@@ -167,6 +238,7 @@ func (u *User) Attach(now time.Time, windowID, resume string, conn ConnID) (Atta
 		w.gen = 0
 		tok := u.newToken()
 		w.token = hashToken(tok)
+		eff.Persist = true
 		return AttachResult{Window: found, Resume: tok, Resumed: true}, u.finish(now, eff)
 	}
 	if windowID == "" {
@@ -190,7 +262,24 @@ func (u *User) Attach(now time.Time, windowID, resume string, conn ConnID) (Atta
 	w.token = hashToken(tok)
 	u.armAway(&eff)
 	u.changed(now, &eff)
+	eff.Persist = true
 	return AttachResult{Window: windowID, Resume: tok}, u.finish(now, eff)
+}
+
+// Reattach lets the connection that held a window find it again after the user actor moved
+// (rebuilt on another node): the token is checked but not rotated, since the client was told
+// nothing. Any other connection, or a token that matches no window, fails like a bad resume.
+func (u *User) Reattach(now time.Time, resume string, conn ConnID) (AttachResult, Effects) {
+	var eff Effects
+	h := hashToken(resume)
+	for id, w := range u.windows {
+		if subtle.ConstantTimeCompare(h[:], w.token[:]) == 1 && w.lastConn == conn {
+			w.conn, w.dropped, w.gen = conn, false, 0
+			eff.Persist = true
+			return AttachResult{Window: id, Resumed: true}, u.finish(now, eff)
+		}
+	}
+	return AttachResult{Err: &wire.Error{Code: wire.ErrResumeFailed, Msg: "your session could not be found again: hello again", Close: wire.CloseResumeFailed}}, u.finish(now, eff)
 }
 
 // takeOver closes the socket that still holds w, if any.
@@ -294,6 +383,7 @@ func (u *User) Detach(now time.Time, windowID string, conn ConnID, bye bool, las
 	if w == nil {
 		return u.finish(now, eff)
 	}
+	eff.Persist = true
 	if bye {
 		delete(u.windows, windowID)
 		u.leftAt(now, &eff)
@@ -302,6 +392,7 @@ func (u *User) Detach(now time.Time, windowID string, conn ConnID, bye bool, las
 	}
 	u.resumeGen++
 	w.dropped, w.conn, w.dropAt, w.gen = true, ConnID{}, lastHeard, u.resumeGen
+	w.expires = now.Add(u.cfg.ResumeWindow)
 	eff.Timers = append(eff.Timers, Timer{Kind: TimerResume, Window: windowID, Gen: w.gen, At: now.Add(u.cfg.ResumeWindow)})
 	return u.finish(now, eff)
 }
@@ -345,6 +436,7 @@ func (u *User) Fire(now time.Time, t Timer) Effects {
 			break
 		}
 		delete(u.windows, t.Window)
+		eff.Persist = true
 		u.leftAt(w.dropAt, &eff)
 		u.changed(now, &eff)
 	}

@@ -221,3 +221,41 @@ func TestInvisibleBeforeOnlineIsPublishedLeaksNothing(t *testing.T) {
 		t.Fatalf("the closed debounce window published %+v", pub)
 	}
 }
+
+// A user rebuilt from its persisted state on another node keeps its windows, resume tokens and
+// pending resume deadlines, and publishes nothing new.
+func TestStateRoundTripAndRestore(t *testing.T) {
+	u := testUser()
+	r1, eff := u.Attach(t0, "w1", "", c1)
+	flush(t, u, eff)
+	r2, _ := u.Attach(t0, "w2", "", c2)
+	e := u.Status(t0.Add(time.Second), "w2", c2, st(wire.Coding, "X", "Go"))
+	u.Status(t0.Add(time.Second), "w1", c1, st(wire.Idle, "Y", ""))
+	flush(t, u, e)
+	u.Detach(t0.Add(2*time.Second), "w1", c1, false, t0.Add(2*time.Second))
+	st0 := stateFromPB(stateToPB("alice", u.State())) // through the protobuf record
+
+	v, eff := RestoreUser(DefaultUserConfig(), u.newToken, st0, t0.Add(3*time.Second))
+	if v.Current() != u.Current() || v.Published() != u.Published() || eff.Publish != nil {
+		t.Fatalf("restored %+v / %+v, want %+v / %+v", v.Current(), v.Published(), u.Current(), u.Published())
+	}
+	var resume *Timer
+	for i, tm := range eff.Timers {
+		if tm.Kind == TimerResume {
+			resume = &eff.Timers[i]
+		}
+	}
+	if resume == nil || resume.Window != "w1" || !resume.At.Equal(t0.Add(62*time.Second)) {
+		t.Fatalf("timers %+v, want w1's resume deadline at +62s", eff.Timers)
+	}
+	// The dropped window resumes with its token; the live one reattaches without a new token.
+	if res, _ := v.Attach(t0.Add(4*time.Second), "", r1.Resume, c1); !res.Resumed || res.Window != "w1" {
+		t.Fatalf("resume after restore = %+v", res)
+	}
+	if res, _ := v.Reattach(t0.Add(4*time.Second), r2.Resume, c2); !res.Resumed || res.Window != "w2" || res.Resume != "" {
+		t.Fatalf("reattach = %+v", res)
+	}
+	if res, _ := v.Reattach(t0.Add(4*time.Second), r2.Resume, c1); res.Err == nil {
+		t.Fatal("another connection reattached with w2's token")
+	}
+}

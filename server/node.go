@@ -64,6 +64,10 @@ func New(cfg Config) (*Node, error) {
 		}
 	}
 	if cfg.Cluster == nil {
+		// Actor addresses must tell nodes apart even without remoting: user records in a shared
+		// store name the connection actors that hold windows, and another node's must read as
+		// unreachable, not as a local actor that happens to have the same id.
+		system.ProcessRegistry.Address = "local-" + actors.RandomToken()[:12]
 		n.deps, n.placement = actors.NewLocalDeps(system, store, newBus, cfg.User, log)
 		return n, nil
 	}

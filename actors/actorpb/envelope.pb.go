@@ -250,11 +250,14 @@ func (x *ConnRef) GetId() string {
 
 // Attach: a connection asks the user actor for a window (hello). Reply: AttachReply.
 type Attach struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
-	Window        string                 `protobuf:"bytes,2,opt,name=window,proto3" json:"window,omitempty"`                              // client's window id; empty: the user actor makes one
-	ResumeToken   string                 `protobuf:"bytes,3,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"` // empty: a fresh hello
-	Conn          *ConnRef               `protobuf:"bytes,4,opt,name=conn,proto3" json:"conn,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	User        string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	Window      string                 `protobuf:"bytes,2,opt,name=window,proto3" json:"window,omitempty"`                              // client's window id; empty: the user actor makes one
+	ResumeToken string                 `protobuf:"bytes,3,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"` // empty: a fresh hello
+	Conn        *ConnRef               `protobuf:"bytes,4,opt,name=conn,proto3" json:"conn,omitempty"`
+	// reattach: the same connection finds its user actor again after it moved (its node died);
+	// the token is checked but not rotated, and the client is told nothing.
+	Reattach      bool `protobuf:"varint,5,opt,name=reattach,proto3" json:"reattach,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -315,6 +318,13 @@ func (x *Attach) GetConn() *ConnRef {
 		return x.Conn
 	}
 	return nil
+}
+
+func (x *Attach) GetReattach() bool {
+	if x != nil {
+		return x.Reattach
+	}
+	return false
 }
 
 type AttachReply struct {
@@ -772,12 +782,15 @@ func (x *PresenceUpdate) GetLastSeenMs() int64 {
 
 // UserRecord is what a user actor persists: enough to rebuild it on activation.
 type UserRecord struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Published     *PresenceUpdate        `protobuf:"bytes,1,opt,name=published,proto3" json:"published,omitempty"`
-	Invisible     bool                   `protobuf:"varint,2,opt,name=invisible,proto3" json:"invisible,omitempty"`
-	LastSeenMs    int64                  `protobuf:"varint,3,opt,name=last_seen_ms,json=lastSeenMs,proto3" json:"last_seen_ms,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Published      *PresenceUpdate        `protobuf:"bytes,1,opt,name=published,proto3" json:"published,omitempty"`
+	Invisible      bool                   `protobuf:"varint,2,opt,name=invisible,proto3" json:"invisible,omitempty"`
+	LastSeenMs     int64                  `protobuf:"varint,3,opt,name=last_seen_ms,json=lastSeenMs,proto3" json:"last_seen_ms,omitempty"`
+	Windows        []*WindowRecord        `protobuf:"bytes,4,rep,name=windows,proto3" json:"windows,omitempty"`
+	LastActivityMs int64                  `protobuf:"varint,5,opt,name=last_activity_ms,json=lastActivityMs,proto3" json:"last_activity_ms,omitempty"`
+	Away           bool                   `protobuf:"varint,6,opt,name=away,proto3" json:"away,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *UserRecord) Reset() {
@@ -831,6 +844,144 @@ func (x *UserRecord) GetLastSeenMs() int64 {
 	return 0
 }
 
+func (x *UserRecord) GetWindows() []*WindowRecord {
+	if x != nil {
+		return x.Windows
+	}
+	return nil
+}
+
+func (x *UserRecord) GetLastActivityMs() int64 {
+	if x != nil {
+		return x.LastActivityMs
+	}
+	return 0
+}
+
+func (x *UserRecord) GetAway() bool {
+	if x != nil {
+		return x.Away
+	}
+	return false
+}
+
+// WindowRecord is one window of a user as last persisted.
+type WindowRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Conn          *ConnRef               `protobuf:"bytes,2,opt,name=conn,proto3" json:"conn,omitempty"` // the connection holding it (its node may be gone)
+	Activity      int32                  `protobuf:"varint,3,opt,name=activity,proto3" json:"activity,omitempty"`
+	Project       string                 `protobuf:"bytes,4,opt,name=project,proto3" json:"project,omitempty"`
+	Language      string                 `protobuf:"bytes,5,opt,name=language,proto3" json:"language,omitempty"`
+	StatusAtMs    int64                  `protobuf:"varint,6,opt,name=status_at_ms,json=statusAtMs,proto3" json:"status_at_ms,omitempty"`
+	Dropped       bool                   `protobuf:"varint,7,opt,name=dropped,proto3" json:"dropped,omitempty"`
+	DropAtMs      int64                  `protobuf:"varint,8,opt,name=drop_at_ms,json=dropAtMs,proto3" json:"drop_at_ms,omitempty"`  // last heard before the drop
+	ExpiresMs     int64                  `protobuf:"varint,9,opt,name=expires_ms,json=expiresMs,proto3" json:"expires_ms,omitempty"` // end of its resume window, when dropped
+	TokenHash     []byte                 `protobuf:"bytes,10,opt,name=token_hash,json=tokenHash,proto3" json:"token_hash,omitempty"` // SHA-256 of its current resume token
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WindowRecord) Reset() {
+	*x = WindowRecord{}
+	mi := &file_envelope_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WindowRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WindowRecord) ProtoMessage() {}
+
+func (x *WindowRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_envelope_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WindowRecord.ProtoReflect.Descriptor instead.
+func (*WindowRecord) Descriptor() ([]byte, []int) {
+	return file_envelope_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *WindowRecord) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *WindowRecord) GetConn() *ConnRef {
+	if x != nil {
+		return x.Conn
+	}
+	return nil
+}
+
+func (x *WindowRecord) GetActivity() int32 {
+	if x != nil {
+		return x.Activity
+	}
+	return 0
+}
+
+func (x *WindowRecord) GetProject() string {
+	if x != nil {
+		return x.Project
+	}
+	return ""
+}
+
+func (x *WindowRecord) GetLanguage() string {
+	if x != nil {
+		return x.Language
+	}
+	return ""
+}
+
+func (x *WindowRecord) GetStatusAtMs() int64 {
+	if x != nil {
+		return x.StatusAtMs
+	}
+	return 0
+}
+
+func (x *WindowRecord) GetDropped() bool {
+	if x != nil {
+		return x.Dropped
+	}
+	return false
+}
+
+func (x *WindowRecord) GetDropAtMs() int64 {
+	if x != nil {
+		return x.DropAtMs
+	}
+	return 0
+}
+
+func (x *WindowRecord) GetExpiresMs() int64 {
+	if x != nil {
+		return x.ExpiresMs
+	}
+	return 0
+}
+
+func (x *WindowRecord) GetTokenHash() []byte {
+	if x != nil {
+		return x.TokenHash
+	}
+	return nil
+}
+
 var File_envelope_proto protoreflect.FileDescriptor
 
 const file_envelope_proto_rawDesc = "" +
@@ -848,12 +999,13 @@ const file_envelope_proto_rawDesc = "" +
 	"\x04body\"3\n" +
 	"\aConnRef\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x0e\n" +
-	"\x02id\x18\x02 \x01(\tR\x02id\"\x89\x01\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\"\xa5\x01\n" +
 	"\x06Attach\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x16\n" +
 	"\x06window\x18\x02 \x01(\tR\x06window\x12!\n" +
 	"\fresume_token\x18\x03 \x01(\tR\vresumeToken\x120\n" +
-	"\x04conn\x18\x04 \x01(\v2\x1c.presenced.actors.v1.ConnRefR\x04conn\"\xcd\x01\n" +
+	"\x04conn\x18\x04 \x01(\v2\x1c.presenced.actors.v1.ConnRefR\x04conn\x12\x1a\n" +
+	"\breattach\x18\x05 \x01(\bR\breattach\"\xcd\x01\n" +
 	"\vAttachReply\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x16\n" +
 	"\x06window\x18\x02 \x01(\tR\x06window\x12!\n" +
@@ -897,13 +1049,32 @@ const file_envelope_proto_rawDesc = "" +
 	"\aproject\x18\x05 \x01(\tR\aproject\x12\x1a\n" +
 	"\blanguage\x18\x06 \x01(\tR\blanguage\x12 \n" +
 	"\flast_seen_ms\x18\a \x01(\x03R\n" +
-	"lastSeenMs\"\x8f\x01\n" +
+	"lastSeenMs\"\x8a\x02\n" +
 	"\n" +
 	"UserRecord\x12A\n" +
 	"\tpublished\x18\x01 \x01(\v2#.presenced.actors.v1.PresenceUpdateR\tpublished\x12\x1c\n" +
 	"\tinvisible\x18\x02 \x01(\bR\tinvisible\x12 \n" +
 	"\flast_seen_ms\x18\x03 \x01(\x03R\n" +
-	"lastSeenMsB/Z-github.com/presenced/presenced/actors/actorpbb\x06proto3"
+	"lastSeenMs\x12;\n" +
+	"\awindows\x18\x04 \x03(\v2!.presenced.actors.v1.WindowRecordR\awindows\x12(\n" +
+	"\x10last_activity_ms\x18\x05 \x01(\x03R\x0elastActivityMs\x12\x12\n" +
+	"\x04away\x18\x06 \x01(\bR\x04away\"\xba\x02\n" +
+	"\fWindowRecord\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x120\n" +
+	"\x04conn\x18\x02 \x01(\v2\x1c.presenced.actors.v1.ConnRefR\x04conn\x12\x1a\n" +
+	"\bactivity\x18\x03 \x01(\x05R\bactivity\x12\x18\n" +
+	"\aproject\x18\x04 \x01(\tR\aproject\x12\x1a\n" +
+	"\blanguage\x18\x05 \x01(\tR\blanguage\x12 \n" +
+	"\fstatus_at_ms\x18\x06 \x01(\x03R\n" +
+	"statusAtMs\x12\x18\n" +
+	"\adropped\x18\a \x01(\bR\adropped\x12\x1c\n" +
+	"\n" +
+	"drop_at_ms\x18\b \x01(\x03R\bdropAtMs\x12\x1d\n" +
+	"\n" +
+	"expires_ms\x18\t \x01(\x03R\texpiresMs\x12\x1d\n" +
+	"\n" +
+	"token_hash\x18\n" +
+	" \x01(\fR\ttokenHashB/Z-github.com/presenced/presenced/actors/actorpbb\x06proto3"
 
 var (
 	file_envelope_proto_rawDescOnce sync.Once
@@ -917,7 +1088,7 @@ func file_envelope_proto_rawDescGZIP() []byte {
 	return file_envelope_proto_rawDescData
 }
 
-var file_envelope_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_envelope_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_envelope_proto_goTypes = []any{
 	(*Envelope)(nil),       // 0: presenced.actors.v1.Envelope
 	(*ConnRef)(nil),        // 1: presenced.actors.v1.ConnRef
@@ -929,6 +1100,7 @@ var file_envelope_proto_goTypes = []any{
 	(*Kick)(nil),           // 7: presenced.actors.v1.Kick
 	(*PresenceUpdate)(nil), // 8: presenced.actors.v1.PresenceUpdate
 	(*UserRecord)(nil),     // 9: presenced.actors.v1.UserRecord
+	(*WindowRecord)(nil),   // 10: presenced.actors.v1.WindowRecord
 }
 var file_envelope_proto_depIdxs = []int32{
 	2,  // 0: presenced.actors.v1.Envelope.attach:type_name -> presenced.actors.v1.Attach
@@ -943,11 +1115,13 @@ var file_envelope_proto_depIdxs = []int32{
 	1,  // 9: presenced.actors.v1.SetInvisible.conn:type_name -> presenced.actors.v1.ConnRef
 	1,  // 10: presenced.actors.v1.Detach.conn:type_name -> presenced.actors.v1.ConnRef
 	8,  // 11: presenced.actors.v1.UserRecord.published:type_name -> presenced.actors.v1.PresenceUpdate
-	12, // [12:12] is the sub-list for method output_type
-	12, // [12:12] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	10, // 12: presenced.actors.v1.UserRecord.windows:type_name -> presenced.actors.v1.WindowRecord
+	1,  // 13: presenced.actors.v1.WindowRecord.conn:type_name -> presenced.actors.v1.ConnRef
+	14, // [14:14] is the sub-list for method output_type
+	14, // [14:14] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_envelope_proto_init() }
@@ -971,7 +1145,7 @@ func file_envelope_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_envelope_proto_rawDesc), len(file_envelope_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
