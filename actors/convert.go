@@ -27,6 +27,8 @@ func envelope(body isBody) *actorpb.Envelope {
 		e.Body = &actorpb.Envelope_Kick{Kick: b}
 	case *actorpb.PresenceUpdate:
 		e.Body = &actorpb.Envelope_Update{Update: b}
+	case *actorpb.Wake:
+		e.Body = &actorpb.Envelope_Wake{Wake: b}
 	}
 	return e
 }
@@ -41,6 +43,9 @@ func connRef(pid *actor.PID) *actorpb.ConnRef {
 func connID(r *actorpb.ConnRef) ConnID { return ConnID{Address: r.GetAddress(), ID: r.GetId()} }
 
 func (c ConnID) pid() *actor.PID { return actor.NewPID(c.Address, c.ID) }
+
+// WakeEnvelope is the message that activates a user actor to rebuild it.
+func WakeEnvelope() *actorpb.Envelope { return envelope(&actorpb.Wake{}) }
 
 // PresenceFromPB reads a published presence; nil reads as offline with no last seen.
 func PresenceFromPB(p *actorpb.PresenceUpdate) wire.Presence {

@@ -28,6 +28,9 @@ type Deps struct {
 	IOTimeout time.Duration
 	// NewToken makes resume tokens and window ids (default: 256 random bits, base64url).
 	NewToken func() string
+	// Member is this node's cluster address when user actors are grains ("" on a single node):
+	// user actors record where they live so survivors can wake them if this member dies.
+	Member string
 }
 
 func (d *Deps) ioTimeout() time.Duration {

@@ -84,6 +84,7 @@ func (a *userActor) Receive(ctx actor.Context) {
 			ctx.Watch(c.pid())
 		}
 		eff.Retire = false // activated for a message that is already in the mailbox
+		a.track(true)
 		a.apply(ctx, eff)
 	case *actor.Terminated:
 		// A watched connection ended. Terminated is a system message and overtakes the
@@ -96,6 +97,7 @@ func (a *userActor) Receive(ctx actor.Context) {
 			a.apply(ctx, a.rules.Detach(now, w, m.conn, false, now))
 		}
 	case *actor.Stopping:
+		a.track(false)
 		for _, t := range a.timers {
 			t.timer.Stop()
 		}
@@ -134,6 +136,25 @@ func (a *userActor) Receive(ctx actor.Context) {
 		if !a.retiring && !a.isFenced {
 			a.apply(ctx, a.rules.Fire(time.Now(), m.t))
 		}
+	}
+}
+
+// track records (or forgets) that this member hosts the user, in a cluster.
+func (a *userActor) track(on bool) {
+	gt, ok := a.d.Store.(cluster.GrainTracker)
+	if !ok || a.d.Member == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), a.d.ioTimeout())
+	defer cancel()
+	var err error
+	if on {
+		err = gt.Track(ctx, a.d.Member, a.user)
+	} else {
+		err = gt.Untrack(ctx, a.d.Member, a.user)
+	}
+	if err != nil {
+		a.log.Warn("recording where the user actor lives failed; if this node dies the user waits for its next message", zap.Error(err))
 	}
 }
 
@@ -195,6 +216,8 @@ func (a *userActor) onEnvelope(ctx actor.Context, env *actorpb.Envelope) {
 	case *actorpb.Envelope_Invisible:
 		v := b.Invisible
 		a.apply(ctx, a.rules.SetInvisible(now, v.GetWindow(), connID(v.GetConn()), v.GetOn()))
+	case *actorpb.Envelope_Wake:
+		// Activation was the point: the restore already watched the windows' connections.
 	case *actorpb.Envelope_Detach:
 		d := b.Detach
 		a.apply(ctx, a.rules.Detach(now, d.GetWindow(), connID(d.GetConn()), d.GetBye(), time.UnixMilli(d.GetLastHeardMs())))

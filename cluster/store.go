@@ -38,3 +38,12 @@ type Store interface {
 type AtomicPublisher interface {
 	SaveAndPublish(ctx context.Context, user string, epoch uint64, record, presence []byte) error
 }
+
+// GrainTracker is a Store that records which cluster member hosts which user actors, so the
+// survivors can wake the users of a member that died.
+type GrainTracker interface {
+	Track(ctx context.Context, member, user string) error
+	Untrack(ctx context.Context, member, user string) error
+	// TakeOrphans returns and forgets the users member hosted.
+	TakeOrphans(ctx context.Context, member string) ([]string, error)
+}

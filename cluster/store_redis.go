@@ -13,13 +13,46 @@ import (
 var (
 	_ Store           = (*RedisStore)(nil)
 	_ AtomicPublisher = (*RedisStore)(nil)
+	_ GrainTracker    = (*RedisStore)(nil)
 )
+
+func hostedKey(member string) string { return "presenced:hosted:" + member }
+
+func (s *RedisStore) Track(ctx context.Context, member, user string) error {
+	if err := s.rdb.SAdd(ctx, hostedKey(member), user).Err(); err != nil {
+		return fmt.Errorf("store: track %s on %s: %w", user, member, err)
+	}
+	return nil
+}
+
+func (s *RedisStore) Untrack(ctx context.Context, member, user string) error {
+	if err := s.rdb.SRem(ctx, hostedKey(member), user).Err(); err != nil {
+		return fmt.Errorf("store: untrack %s on %s: %w", user, member, err)
+	}
+	return nil
+}
+
+// TakeOrphans reads and deletes the member's set in one transaction, so only one survivor gets
+// each orphan.
+func (s *RedisStore) TakeOrphans(ctx context.Context, member string) ([]string, error) {
+	var users *redis.StringSliceCmd
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		users = p.SMembers(ctx, hostedKey(member))
+		p.Del(ctx, hostedKey(member))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: orphans of %s: %w", member, err)
+	}
+	return users.Val(), nil
+}
 
 // RedisStore keeps user records and public presences in Redis:
 //
 //	presenced:user:<id>      the user actor's record
 //	presenced:presence:<id>  the public presence sync reads (MGET for many users)
 //	presenced:epoch:<id>     the fencing epoch of the user's current activation (INCR)
+//	presenced:hosted:<addr>  the users whose actors a cluster member hosts (a set)
 type RedisStore struct {
 	rdb *redis.Client
 }

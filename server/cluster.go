@@ -57,17 +57,25 @@ type member struct {
 	members atomic.Int64
 }
 
-// startCluster starts this node as a member and waits until it sees a member list.
-func startCluster(cfg *ClusterConfig, system *actor.ActorSystem, d *actors.Deps) (*member, error) {
+// startCluster starts this node as a member and waits until it sees a member list. onLeft runs
+// (on the event stream's goroutine: it must not block) with the addresses of members that left.
+func startCluster(cfg *ClusterConfig, system *actor.ActorSystem, d *actors.Deps, onLeft func(self string, members, left []string)) (*member, error) {
 	m := &member{}
 	joined := make(chan struct{})
 	var once sync.Once
+	self := fmt.Sprintf("%s:%d", cfg.Host, cfg.Port)
+	d.Member = self
 	system.EventStream.Subscribe(func(evt any) {
-		if t, ok := evt.(*pcluster.ClusterTopology); ok {
-			m.members.Store(int64(len(t.Members)))
-			if len(t.Members) > 0 {
-				once.Do(func() { close(joined) })
-			}
+		t, ok := evt.(*pcluster.ClusterTopology)
+		if !ok {
+			return
+		}
+		m.members.Store(int64(len(t.Members)))
+		if len(t.Members) > 0 {
+			once.Do(func() { close(joined) })
+		}
+		if len(t.Left) > 0 {
+			onLeft(self, addresses(t.Members), addresses(t.Left))
 		}
 	})
 	kind := pcluster.NewKind(cluster.UserKind, actors.UserProps(d, ""))
@@ -86,4 +94,12 @@ func startCluster(cfg *ClusterConfig, system *actor.ActorSystem, d *actors.Deps)
 		m.c.Shutdown(false)
 		return nil, fmt.Errorf("server: cluster member %s:%d saw no members within %v: check --cluster-members", cfg.Host, cfg.Port, cfg.JoinTimeout)
 	}
+}
+
+func addresses(ms []*pcluster.Member) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = m.Address()
+	}
+	return out
 }

@@ -33,7 +33,7 @@ func freePorts(t *testing.T, n int) []int {
 
 // startClusterProcs starts size presenced processes that form one cluster over one Redis, and
 // waits until every member sees all of them (so every member places a user on the same one).
-func startClusterProcs(t *testing.T, size int, graph string) []*testkit.Proc {
+func startClusterProcs(t *testing.T, size int, graph string, extra ...string) []*testkit.Proc {
 	t.Helper()
 	bin := testkit.BuildPresenced(t)
 	redis := testkit.RequireRedis(t)
@@ -52,9 +52,10 @@ func startClusterProcs(t *testing.T, size int, graph string) []*testkit.Proc {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			procs[i] = testkit.StartProcess(t, bin, "--auth", "dev", "--graph", gf, "--debounce", "20ms",
+			args := append([]string{"--auth", "dev", "--graph", gf, "--debounce", "20ms",
 				"--redis", redis.URL(), "--cluster-port", fmt.Sprint(ports[i]),
-				"--cluster-automanage-port", fmt.Sprint(ports[size+i]), "--cluster-members", strings.Join(members, ","))
+				"--cluster-automanage-port", fmt.Sprint(ports[size+i]), "--cluster-members", strings.Join(members, ",")}, extra...)
+			procs[i] = testkit.StartProcess(t, bin, args...)
 		}()
 	}
 	wg.Wait()

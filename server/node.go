@@ -78,7 +78,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.deps = actors.NewDeps(system, store, newBus, cfg.User, log)
-	c, err := startCluster(cfg.Cluster, system, n.deps)
+	c, err := startCluster(cfg.Cluster, system, n.deps, n.membersLeft)
 	if err != nil {
 		return nil, err
 	}
@@ -205,6 +205,44 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		}
 	}
 	return err
+}
+
+// membersLeft wakes the users whose actors lived on members that left, so they rebuild on a
+// survivor and their dead windows expire like any drop. One survivor does it (the one with the
+// smallest address), and the store hands each member's users out once.
+func (n *Node) membersLeft(self string, members, left []string) {
+	for _, m := range members {
+		if m < self {
+			return
+		}
+	}
+	gt, ok := n.deps.Store.(cluster.GrainTracker)
+	if !ok {
+		return
+	}
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return
+	}
+	n.wg.Add(1)
+	n.mu.Unlock()
+	go func() {
+		defer n.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		for _, m := range left {
+			users, err := gt.TakeOrphans(ctx, m)
+			if err != nil {
+				n.log.Error("reading the users of a departed member failed; they wake on their next message", zap.String("member", m), zap.Error(err))
+				continue
+			}
+			n.log.Info("member left: waking its users on the survivors", zap.String("member", m), zap.Int("users", len(users)))
+			for _, u := range users {
+				n.deps.Placement.Send(u, actors.WakeEnvelope(), nil)
+			}
+		}
+	}()
 }
 
 // resync runs after the bus lost and regained its subscriptions: messages may have been missed,

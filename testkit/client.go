@@ -58,9 +58,10 @@ func (n *Node) Connect(tb testing.TB, h wire.Hello) *Client {
 	tb.Helper()
 	c := n.Dial(tb)
 	c.Send(h)
-	w, ok := c.Next().(wire.Welcome)
+	f := c.Next()
+	w, ok := f.(wire.Welcome)
 	if !ok {
-		tb.Fatalf("testkit: %s: want welcome", h.Token)
+		tb.Fatalf("testkit: %s: want welcome, got %#v", h.Token, f)
 	}
 	s, ok := c.Next().(wire.Sync)
 	if !ok {

@@ -37,6 +37,7 @@ type Envelope struct {
 	//	*Envelope_Detach
 	//	*Envelope_Kick
 	//	*Envelope_Update
+	//	*Envelope_Wake
 	Body          isEnvelope_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -149,6 +150,15 @@ func (x *Envelope) GetUpdate() *PresenceUpdate {
 	return nil
 }
 
+func (x *Envelope) GetWake() *Wake {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_Wake); ok {
+			return x.Wake
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Body interface {
 	isEnvelope_Body()
 }
@@ -181,6 +191,10 @@ type Envelope_Update struct {
 	Update *PresenceUpdate `protobuf:"bytes,8,opt,name=update,proto3,oneof"`
 }
 
+type Envelope_Wake struct {
+	Wake *Wake `protobuf:"bytes,9,opt,name=wake,proto3,oneof"`
+}
+
 func (*Envelope_Attach) isEnvelope_Body() {}
 
 func (*Envelope_AttachReply) isEnvelope_Body() {}
@@ -194,6 +208,8 @@ func (*Envelope_Detach) isEnvelope_Body() {}
 func (*Envelope_Kick) isEnvelope_Body() {}
 
 func (*Envelope_Update) isEnvelope_Body() {}
+
+func (*Envelope_Wake) isEnvelope_Body() {}
 
 // ConnRef names a connection actor (an actor PID, kept as strings so this file needs no imports).
 type ConnRef struct {
@@ -982,11 +998,49 @@ func (x *WindowRecord) GetTokenHash() []byte {
 	return nil
 }
 
+// Wake activates a user actor whose node died, so it rebuilds from the store and lets the
+// windows of that node expire like any drop.
+type Wake struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Wake) Reset() {
+	*x = Wake{}
+	mi := &file_envelope_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Wake) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Wake) ProtoMessage() {}
+
+func (x *Wake) ProtoReflect() protoreflect.Message {
+	mi := &file_envelope_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Wake.ProtoReflect.Descriptor instead.
+func (*Wake) Descriptor() ([]byte, []int) {
+	return file_envelope_proto_rawDescGZIP(), []int{11}
+}
+
 var File_envelope_proto protoreflect.FileDescriptor
 
 const file_envelope_proto_rawDesc = "" +
 	"\n" +
-	"\x0eenvelope.proto\x12\x13presenced.actors.v1\"\xd1\x03\n" +
+	"\x0eenvelope.proto\x12\x13presenced.actors.v1\"\x82\x04\n" +
 	"\bEnvelope\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x125\n" +
 	"\x06attach\x18\x02 \x01(\v2\x1b.presenced.actors.v1.AttachH\x00R\x06attach\x12E\n" +
@@ -995,7 +1049,8 @@ const file_envelope_proto_rawDesc = "" +
 	"\tinvisible\x18\x05 \x01(\v2!.presenced.actors.v1.SetInvisibleH\x00R\tinvisible\x125\n" +
 	"\x06detach\x18\x06 \x01(\v2\x1b.presenced.actors.v1.DetachH\x00R\x06detach\x12/\n" +
 	"\x04kick\x18\a \x01(\v2\x19.presenced.actors.v1.KickH\x00R\x04kick\x12=\n" +
-	"\x06update\x18\b \x01(\v2#.presenced.actors.v1.PresenceUpdateH\x00R\x06updateB\x06\n" +
+	"\x06update\x18\b \x01(\v2#.presenced.actors.v1.PresenceUpdateH\x00R\x06update\x12/\n" +
+	"\x04wake\x18\t \x01(\v2\x19.presenced.actors.v1.WakeH\x00R\x04wakeB\x06\n" +
 	"\x04body\"3\n" +
 	"\aConnRef\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x0e\n" +
@@ -1074,7 +1129,8 @@ const file_envelope_proto_rawDesc = "" +
 	"expires_ms\x18\t \x01(\x03R\texpiresMs\x12\x1d\n" +
 	"\n" +
 	"token_hash\x18\n" +
-	" \x01(\fR\ttokenHashB/Z-github.com/presenced/presenced/actors/actorpbb\x06proto3"
+	" \x01(\fR\ttokenHash\"\x06\n" +
+	"\x04WakeB/Z-github.com/presenced/presenced/actors/actorpbb\x06proto3"
 
 var (
 	file_envelope_proto_rawDescOnce sync.Once
@@ -1088,7 +1144,7 @@ func file_envelope_proto_rawDescGZIP() []byte {
 	return file_envelope_proto_rawDescData
 }
 
-var file_envelope_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_envelope_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_envelope_proto_goTypes = []any{
 	(*Envelope)(nil),       // 0: presenced.actors.v1.Envelope
 	(*ConnRef)(nil),        // 1: presenced.actors.v1.ConnRef
@@ -1101,6 +1157,7 @@ var file_envelope_proto_goTypes = []any{
 	(*PresenceUpdate)(nil), // 8: presenced.actors.v1.PresenceUpdate
 	(*UserRecord)(nil),     // 9: presenced.actors.v1.UserRecord
 	(*WindowRecord)(nil),   // 10: presenced.actors.v1.WindowRecord
+	(*Wake)(nil),           // 11: presenced.actors.v1.Wake
 }
 var file_envelope_proto_depIdxs = []int32{
 	2,  // 0: presenced.actors.v1.Envelope.attach:type_name -> presenced.actors.v1.Attach
@@ -1110,18 +1167,19 @@ var file_envelope_proto_depIdxs = []int32{
 	6,  // 4: presenced.actors.v1.Envelope.detach:type_name -> presenced.actors.v1.Detach
 	7,  // 5: presenced.actors.v1.Envelope.kick:type_name -> presenced.actors.v1.Kick
 	8,  // 6: presenced.actors.v1.Envelope.update:type_name -> presenced.actors.v1.PresenceUpdate
-	1,  // 7: presenced.actors.v1.Attach.conn:type_name -> presenced.actors.v1.ConnRef
-	1,  // 8: presenced.actors.v1.StatusReport.conn:type_name -> presenced.actors.v1.ConnRef
-	1,  // 9: presenced.actors.v1.SetInvisible.conn:type_name -> presenced.actors.v1.ConnRef
-	1,  // 10: presenced.actors.v1.Detach.conn:type_name -> presenced.actors.v1.ConnRef
-	8,  // 11: presenced.actors.v1.UserRecord.published:type_name -> presenced.actors.v1.PresenceUpdate
-	10, // 12: presenced.actors.v1.UserRecord.windows:type_name -> presenced.actors.v1.WindowRecord
-	1,  // 13: presenced.actors.v1.WindowRecord.conn:type_name -> presenced.actors.v1.ConnRef
-	14, // [14:14] is the sub-list for method output_type
-	14, // [14:14] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	11, // 7: presenced.actors.v1.Envelope.wake:type_name -> presenced.actors.v1.Wake
+	1,  // 8: presenced.actors.v1.Attach.conn:type_name -> presenced.actors.v1.ConnRef
+	1,  // 9: presenced.actors.v1.StatusReport.conn:type_name -> presenced.actors.v1.ConnRef
+	1,  // 10: presenced.actors.v1.SetInvisible.conn:type_name -> presenced.actors.v1.ConnRef
+	1,  // 11: presenced.actors.v1.Detach.conn:type_name -> presenced.actors.v1.ConnRef
+	8,  // 12: presenced.actors.v1.UserRecord.published:type_name -> presenced.actors.v1.PresenceUpdate
+	10, // 13: presenced.actors.v1.UserRecord.windows:type_name -> presenced.actors.v1.WindowRecord
+	1,  // 14: presenced.actors.v1.WindowRecord.conn:type_name -> presenced.actors.v1.ConnRef
+	15, // [15:15] is the sub-list for method output_type
+	15, // [15:15] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_envelope_proto_init() }
@@ -1137,6 +1195,7 @@ func file_envelope_proto_init() {
 		(*Envelope_Detach)(nil),
 		(*Envelope_Kick)(nil),
 		(*Envelope_Update)(nil),
+		(*Envelope_Wake)(nil),
 	}
 	file_envelope_proto_msgTypes[4].OneofWrappers = []any{}
 	type x struct{}
@@ -1145,7 +1204,7 @@ func file_envelope_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_envelope_proto_rawDesc), len(file_envelope_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
