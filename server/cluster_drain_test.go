@@ -14,7 +14,7 @@ import (
 // elsewhere (error server_restart, close 1012), do so on a survivor with their tokens, and no
 // follower sees any x or o; afterwards every session works and nothing else reached anyone.
 func TestClusterDrain(t *testing.T) {
-	const users = 30
+	const users = 300
 	var names []string
 	for i := range users {
 		names = append(names, fmt.Sprintf("u%d", i))

@@ -11,13 +11,13 @@ import (
 	"github.com/presenced/presenced/wire"
 )
 
-// TestClusterNodeLoss: 3 nodes; 30 users with one window each spread over them, watched by two
+// TestClusterNodeLoss: 3 nodes; 300 users with one window each spread over them, watched by two
 // followers on nodes 0 and 1. Node 2 is killed (SIGKILL). Users whose windows live on the
 // survivors, and half of node 2's users who resume on node 0 within the resume window, are
 // never seen going offline or coming back; the other half show x with a last seen after the
 // kill. Then every surviving session still works, and nothing else reached the followers.
 func TestClusterNodeLoss(t *testing.T) {
-	const users = 30
+	const users = 300
 	var names []string
 	for i := range users {
 		names = append(names, fmt.Sprintf("u%d", i))
