@@ -169,3 +169,31 @@ func (s *gatedStore) LoadUser(ctx context.Context, user string) ([]byte, error) 
 	<-s.gate
 	return s.Store.LoadUser(ctx, user)
 }
+
+// TestUnknownMessagesAreDropped: an envelope from a newer version, an empty envelope and a
+// foreign message reach a user actor; it logs, drops them, and keeps serving.
+func TestUnknownMessagesAreDropped(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld()
+		replies := make(chan *actorpb.AttachReply, 4)
+		probe := w.system.Root.Spawn(actor.PropsFromFunc(func(c actor.Context) {
+			if e, ok := c.Message().(*actorpb.Envelope); ok {
+				replies <- e.GetAttachReply()
+			}
+		}))
+		newer := envelope(&actorpb.Attach{User: "alice", Window: "w0", Conn: connRef(probe)})
+		newer.Version = actorpb.EnvelopeVersion + 1
+		w.placement.Send("alice", newer, probe)
+		w.placement.Send("alice", &actorpb.Envelope{Version: actorpb.EnvelopeVersion}, probe)
+		w.placement.Send("alice", &actorpb.Kick{}, probe)
+		w.placement.Send("alice", envelope(&actorpb.Attach{User: "alice", Window: "w1", Conn: connRef(probe)}), probe)
+		if r := <-replies; !r.GetOk() || r.GetWindow() != "w1" {
+			t.Fatalf("reply = %v, want w1 attached (and nothing for the dropped messages)", r)
+		}
+		synctest.Wait()
+		if len(replies) != 0 {
+			t.Fatalf("unexpected reply %v", <-replies)
+		}
+		w.stop(t, probe)
+	})
+}

@@ -113,6 +113,10 @@ func (c *connActor) Receive(ctx actor.Context) {
 		c.closed, c.lastHeard = true, m.LastHeard
 		c.finish(ctx)
 	case *actorpb.Envelope:
+		if m.GetVersion() > actorpb.EnvelopeVersion {
+			c.log.Warn("dropping a message from a newer envelope version", zap.Uint32("version", m.GetVersion()))
+			return
+		}
 		switch b := m.GetBody().(type) {
 		case *actorpb.Envelope_AttachReply:
 			if c.reattaching > 0 {

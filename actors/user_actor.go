@@ -114,6 +114,10 @@ func (a *userActor) Receive(ctx actor.Context) {
 			a.apply(ctx, a.rules.Republish())
 		}
 	case *actorpb.Envelope:
+		if m.GetVersion() > actorpb.EnvelopeVersion {
+			a.log.Warn("dropping a message from a newer envelope version", zap.Uint32("version", m.GetVersion()))
+			return
+		}
 		if a.isFenced {
 			// Never act again; answer a hello so its connection does not wait.
 			if m.GetAttach() != nil {
