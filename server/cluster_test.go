@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/presenced/presenced/testkit"
 	"github.com/presenced/presenced/wire"
@@ -88,4 +90,76 @@ func TestClusterWindowsOnTwoNodes(t *testing.T) {
 	w1b.Send(status(wire.Idle, "Other", "Rust"))
 	b.Expect(wire.Update{ID: "alice", Has: wire.FieldActivity | wire.FieldProject | wire.FieldLanguage, Activity: wire.Coding, Project: "MyApp", Language: "Go"})
 	b.Quiet()
+}
+
+// watchedCluster is 3 processes with users u0..u<n-1>, one window each on node i%3, each
+// Coding in a project named after it, and two followers of all of them: wa on node 0 and wb on
+// node 1, whose views already show every user.
+type watchedCluster struct {
+	procs   []*testkit.Proc
+	names   []string
+	clients []*testkit.Client
+	wa, wb  *testkit.Client
+}
+
+func startWatchedCluster(t *testing.T, users int, extra ...string) *watchedCluster {
+	t.Helper()
+	wc := &watchedCluster{}
+	for i := range users {
+		wc.names = append(wc.names, fmt.Sprintf("u%d", i))
+	}
+	gj, _ := json.Marshal(map[string][]string{"wa": wc.names, "wb": wc.names})
+	wc.procs = startClusterProcs(t, 3, string(gj), extra...)
+	wc.wa = wc.procs[0].Connect(t, wire.Hello{Token: "wa"})
+	wc.wb = wc.procs[1].Connect(t, wire.Hello{Token: "wb"})
+	truth := map[string]wire.Presence{}
+	for i, u := range wc.names {
+		c := wc.procs[i%3].Connect(t, wire.Hello{Token: u, Window: "w"})
+		c.Send(status(wire.Coding, u, "Go"))
+		wc.clients = append(wc.clients, c)
+		truth[u] = online(wire.Coding, u, "Go")
+	}
+	for _, w := range []*testkit.Client{wc.wa, wc.wb} {
+		view := map[string]wire.Presence{}
+		wire.Apply(view, w.Sync)
+		for !sameView(view, truth) {
+			wire.Apply(view, w.Next())
+		}
+	}
+	return wc
+}
+
+// finalRound has every live client change once and checks that each follower gets exactly one
+// u per live user and nothing else.
+func (wc *watchedCluster) finalRound(t *testing.T) {
+	t.Helper()
+	want := map[string]bool{}
+	for i, c := range wc.clients {
+		if c != nil {
+			c.Send(status(wire.Debugging, "final", "Go"))
+			want[wc.names[i]] = true
+		}
+	}
+	for _, w := range []*testkit.Client{wc.wa, wc.wb} {
+		w.Timeout = 60 * time.Second
+		got := map[string]bool{}
+		for len(got) < len(want) {
+			f := w.Next()
+			u, ok := f.(wire.Update)
+			if !ok || !want[u.ID] || got[u.ID] || u.Activity != wire.Debugging || u.Project != "final" {
+				t.Fatalf("%s got %#v; want one u to Debugging/final per live user, nothing else", w, f)
+			}
+			got[u.ID] = true
+		}
+		w.Quiet()
+	}
+}
+
+func sameView(view, truth map[string]wire.Presence) bool {
+	for k, v := range truth {
+		if view[k] != v {
+			return false
+		}
+	}
+	return true
 }

@@ -286,18 +286,7 @@ func Append(b []byte, f Frame) []byte {
 			b = append(b, `,"s":`...)
 			b = appendString(b, f.State.String())
 		}
-		if f.Has&FieldActivity != 0 {
-			b = append(b, `,"a":`...)
-			b = appendString(b, f.Activity.String())
-		}
-		if f.Has&FieldProject != 0 {
-			b = append(b, `,"p":`...)
-			b = appendString(b, f.Project)
-		}
-		if f.Has&FieldLanguage != 0 {
-			b = append(b, `,"l":`...)
-			b = appendString(b, f.Language)
-		}
+		b = appendFields(b, f.Has, f.Activity, f.Project, f.Language)
 		return append(b, '}')
 	case Online:
 		b = append(b, `{"t":"o","id":`...)
@@ -336,18 +325,7 @@ func Append(b []byte, f Frame) []byte {
 		return append(b, '}')
 	case Status:
 		b = append(b, `{"t":"status"`...)
-		if f.Has&FieldActivity != 0 {
-			b = append(b, `,"a":`...)
-			b = appendString(b, f.Activity.String())
-		}
-		if f.Has&FieldProject != 0 {
-			b = append(b, `,"p":`...)
-			b = appendString(b, f.Project)
-		}
-		if f.Has&FieldLanguage != 0 {
-			b = append(b, `,"l":`...)
-			b = appendString(b, f.Language)
-		}
+		b = appendFields(b, f.Has, f.Activity, f.Project, f.Language)
 		return append(b, '}')
 	case Invisible:
 		b = append(b, `{"t":"invisible","on":`...)
@@ -363,6 +341,23 @@ func Append(b []byte, f Frame) []byte {
 
 // Encode is Append onto a new slice.
 func Encode(f Frame) []byte { return Append(make([]byte, 0, 64), f) }
+
+// appendFields writes the a, p and l fields that has names (u and status frames).
+func appendFields(b []byte, has Fields, a Activity, p, l string) []byte {
+	if has&FieldActivity != 0 {
+		b = append(b, `,"a":`...)
+		b = appendString(b, a.String())
+	}
+	if has&FieldProject != 0 {
+		b = append(b, `,"p":`...)
+		b = appendString(b, p)
+	}
+	if has&FieldLanguage != 0 {
+		b = append(b, `,"l":`...)
+		b = appendString(b, l)
+	}
+	return b
+}
 
 // appendPresence writes ,"s":…[,"a"…][,"p"…][,"l"…] for a user that is online or away, or
 // ,"s":"Offline"[,"ts":…] for one that is offline. Empty fields are omitted.
