@@ -159,3 +159,12 @@ func (p *Proc) Stop(tb testing.TB) {
 		tb.Fatal("testkit: presenced did not exit within 60 s of SIGTERM")
 	}
 }
+
+// Restart starts the binary again with the same arguments (after Stop or Kill) and returns the
+// new process.
+func (p *Proc) Restart(tb testing.TB) *Proc {
+	tb.Helper()
+	<-p.done
+	// The arguments end with the --listen/--log-format pair StartProcess added.
+	return StartProcess(tb, p.cmd.Path, p.args[:len(p.args)-4]...)
+}
