@@ -7,6 +7,7 @@ package actors
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -31,6 +32,41 @@ type Deps struct {
 	// Member is this node's cluster address when user actors are grains ("" on a single node):
 	// user actors record where they live so survivors can wake them if this member dies.
 	Member string
+	// Hosted lists the grains active on this node (cluster only), for recovery broadcasts.
+	Hosted Hosted
+}
+
+// Hosted is the set of user actors active on this node. The zero value is ready.
+type Hosted struct {
+	mu   sync.Mutex
+	pids map[string]*actor.PID
+}
+
+func (h *Hosted) add(user string, pid *actor.PID) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.pids == nil {
+		h.pids = map[string]*actor.PID{}
+	}
+	h.pids[user] = pid
+}
+
+// remove forgets pid as user's actor, unless a newer one replaced it.
+func (h *Hosted) remove(user string, pid *actor.PID) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if cur := h.pids[user]; cur != nil && cur.Equal(pid) {
+		delete(h.pids, user)
+	}
+}
+
+// Broadcast sends msg to every user actor on this node: a recovery path, never a delivery path.
+func (h *Hosted) Broadcast(root *actor.RootContext, msg any) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, pid := range h.pids {
+		root.Send(pid, msg)
+	}
 }
 
 func (d *Deps) ioTimeout() time.Duration {

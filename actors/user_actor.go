@@ -145,8 +145,16 @@ func (a *userActor) Receive(ctx actor.Context) {
 
 // track records (or forgets) that this member hosts the user, in a cluster.
 func (a *userActor) track(on bool) {
+	if a.d.Member == "" {
+		return
+	}
+	if on {
+		a.d.Hosted.add(a.user, a.self)
+	} else {
+		a.d.Hosted.remove(a.user, a.self)
+	}
 	gt, ok := a.d.Store.(cluster.GrainTracker)
-	if !ok || a.d.Member == "" {
+	if !ok {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), a.d.ioTimeout())

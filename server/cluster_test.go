@@ -37,8 +37,12 @@ func freePorts(t *testing.T, n int) []int {
 // waits until every member sees all of them (so every member places a user on the same one).
 func startClusterProcs(t *testing.T, size int, graph string, extra ...string) []*testkit.Proc {
 	t.Helper()
+	return startClusterProcsOn(t, testkit.RequireRedis(t), size, graph, extra...)
+}
+
+func startClusterProcsOn(t *testing.T, redis *testkit.Redis, size int, graph string, extra ...string) []*testkit.Proc {
+	t.Helper()
 	bin := testkit.BuildPresenced(t)
-	redis := testkit.RequireRedis(t)
 	gf := filepath.Join(t.TempDir(), "graph.json")
 	if err := os.WriteFile(gf, []byte(graph), 0o600); err != nil {
 		t.Fatal(err)

@@ -250,8 +250,9 @@ func (n *Node) membersLeft(self string, members, left []string) {
 func (n *Node) resync() {
 	n.log.Info("bus resubscribed: rewriting user state and resyncing local views")
 	if n.placement != nil {
-		// Grains in a cluster retry their own failed writes; local actors also republish.
 		n.placement.Broadcast(actors.Republish{})
+	} else {
+		n.deps.Hosted.Broadcast(n.system.Root, actors.Republish{})
 	}
 	n.deps.Fanout.Resync()
 }

@@ -90,3 +90,40 @@ func TestDoubleActivation(t *testing.T) {
 		t.Fatalf("stored presence = %+v, want the newer activation's", got)
 	}
 }
+
+// TestClusterRedisRestart: Redis restarts empty under a 2-process cluster. Sessions stay up, a
+// change made during the outage reaches the follower once Redis is back, and a newcomer's sync
+// (read from the empty-then-rewritten Redis) shows every user as they are, the unchanged one too.
+func TestClusterRedisRestart(t *testing.T) {
+	r := testkit.RequireRedis(t)
+	ps := startClusterProcsOn(t, r, 2, `{"bob": ["alice", "carol"]}`)
+	b := ps[0].Connect(t, wire.Hello{Token: "bob"})
+	a := ps[1].Connect(t, wire.Hello{Token: "alice"})
+	c := ps[0].Connect(t, wire.Hello{Token: "carol"})
+	a.Send(status(wire.Coding, "A", "Go"))
+	c.Send(status(wire.Coding, "C", "Go"))
+	view := map[string]wire.Presence{}
+	wire.Apply(view, b.Sync)
+	want := map[string]wire.Presence{"alice": online(wire.Coding, "A", "Go"), "carol": online(wire.Coding, "C", "Go")}
+	for !sameView(view, want) {
+		wire.Apply(view, b.Next())
+	}
+
+	r.Stop()
+	a.Send(status(wire.Debugging, "Outage", "Go"))
+	a.Quiet()
+	r.Start()
+	b.Timeout = 30 * time.Second
+	b.Expect(wire.Update{ID: "alice", Has: wire.FieldActivity | wire.FieldProject, Activity: wire.Debugging, Project: "Outage"})
+	want["alice"] = online(wire.Debugging, "Outage", "Go")
+	var b2 *testkit.Client
+	eventually(t, "a newcomer's sync shows the truth", func() bool {
+		b2 = ps[1].Connect(t, wire.Hello{Token: "bob", Window: "w2"})
+		got := map[string]wire.Presence{}
+		wire.Apply(got, b2.Sync)
+		return sameView(got, want)
+	})
+	c.Send(status(wire.Idle, "C", "Go"))
+	b.Expect(wire.Update{ID: "carol", Has: wire.FieldActivity, Activity: wire.Idle})
+	b.Quiet()
+}
