@@ -1,6 +1,8 @@
 package server_test
 
 import (
+	"errors"
+	"fmt"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -330,5 +332,50 @@ func TestDeadPeer(t *testing.T) {
 		b.Expect(wire.Update{ID: "alice", Has: wire.FieldActivity, Activity: wire.Coding})
 		b.Expect(wire.Offline{ID: "alice", TS: heard.UnixMilli()})
 		since(t, heard, 45*time.Second+60*time.Second+2*time.Second)
+	})
+}
+
+// TestSlowConsumer: a follower that stops reading fills its outbound queue (512 bytes here); its
+// socket is closed with error slow_consumer and 4008 once it reads again, and meanwhile
+// everyone else is served on time. (It pauses under 45 s: longer silence is a dead peer.)
+func TestSlowConsumer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testkit.DevConfig(map[string][]string{"bob": {"alice"}, "carol": {"alice"}})
+		cfg.MaxQueueBytes = 512
+		cfg.WriteTimeout = time.Hour // the reader pauses, it is not dead
+		n := vnodeWith(t, cfg)
+		carol := vconnect(t, n, wire.Hello{Token: "carol"})
+		bob := n.DialRaw(t)
+		if _, _, err := bob.Hello(wire.Hello{Token: "bob"}); err != nil {
+			t.Fatal(err)
+		}
+		a := vconnect(t, n, wire.Hello{Token: "alice"})
+		carol.Expect(wire.Online{ID: "alice", Presence: online(wire.Idle, "", "")})
+		for i := range 15 { // bob reads none of these
+			a.Send(status(wire.Activity(1+i%2), fmt.Sprintf("project-%02d", i), "Go"))
+			start := time.Now()
+			f, ok := carol.Next().(wire.Update)
+			if !ok || f.Project != fmt.Sprintf("project-%02d", i) {
+				t.Fatalf("carol got %#v", f)
+			}
+			since(t, start, 2*time.Second) // on time, whatever bob does
+		}
+		for {
+			f, _, err := bob.Read()
+			if e, ok := f.(wire.ErrorFrame); ok {
+				if e.Code != wire.ErrSlowConsumer {
+					t.Fatalf("bob got error %+v", e)
+				}
+				break
+			}
+			if err != nil {
+				t.Fatalf("bob: %v before the slow_consumer error", err)
+			}
+		}
+		_, _, err := bob.Read()
+		var ce *client.CloseError
+		if !errors.As(err, &ce) || ce.Code != wire.CloseSlowConsumer {
+			t.Fatalf("bob: want close 4008, got %v", err)
+		}
 	})
 }

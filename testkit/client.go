@@ -169,3 +169,16 @@ func (c *Client) Drop() { _ = c.Conn.Drop() }
 
 // String names the client in failure messages.
 func (c *Client) String() string { return fmt.Sprintf("client(%s)", c.Welcome.ID) }
+
+// DialRaw opens a socket to n and returns the bare client, for tests that control reading.
+func (n *Node) DialRaw(tb testing.TB) *client.Conn {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), Wait)
+	defer cancel()
+	c, err := client.Dial(ctx, n.URL, n.opts)
+	if err != nil {
+		tb.Fatalf("testkit: %v", err)
+	}
+	tb.Cleanup(func() { _ = c.Drop() })
+	return c
+}
