@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -31,8 +32,8 @@ func status(a wire.Activity, p, l string) wire.Status {
 func coding() wire.Status { return wire.Status{Has: wire.FieldActivity, Activity: wire.Coding} }
 
 // topology places the test's users on nodes: the TST tests run on one in-memory node, on one
-// node with Redis, and on two nodes sharing one Redis (follower and followed on different
-// nodes).
+// node with Redis, on two nodes sharing one Redis, and on a cluster of two presenced processes
+// (follower and followed on different nodes in the last two).
 type topology struct {
 	name  string
 	nodes func(t *testing.T, cfg server.Config) (a, b *testkit.Node)
@@ -51,6 +52,11 @@ var topologies = []topology{
 	{"two-nodes", func(t *testing.T, cfg server.Config) (*testkit.Node, *testkit.Node) {
 		cfg.RedisURL = testkit.RequireRedis(t).URL()
 		return testkit.StartNode(t, cfg), testkit.StartNode(t, cfg)
+	}},
+	{"cluster-processes", func(t *testing.T, cfg server.Config) (*testkit.Node, *testkit.Node) {
+		graph, _ := json.Marshal(cfg.Graph)
+		ps := startClusterProcs(t, 2, string(graph))
+		return ps[0].Node, ps[1].Node
 	}},
 }
 
