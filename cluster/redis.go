@@ -1,10 +1,12 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
 )
 
 // RedisConfig configures the Redis client shared by the Redis bus and store.
@@ -15,6 +17,17 @@ type RedisConfig struct {
 	// ContextTimeoutEnabled, which NewRedisClient sets.
 	Timeout time.Duration
 }
+
+// zapRedisLogger routes go-redis's own messages (pool dial failures, reconnects) to zap.
+type zapRedisLogger struct{ log *zap.Logger }
+
+func (l zapRedisLogger) Printf(_ context.Context, format string, v ...any) {
+	l.log.Warn(fmt.Sprintf(format, v...))
+}
+
+// SetRedisLogger sends go-redis's process-wide log output to log (it prints to stderr
+// otherwise). Call it once at start.
+func SetRedisLogger(log *zap.Logger) { redis.SetLogger(zapRedisLogger{log.Named("redis")}) }
 
 // NewRedisClient opens a client for url. It does not dial until first use.
 func NewRedisClient(cfg RedisConfig) (*redis.Client, error) {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/presenced/presenced/actors"
 	"github.com/presenced/presenced/auth"
+	"github.com/presenced/presenced/cluster"
 	"github.com/presenced/presenced/server"
 )
 
@@ -100,6 +101,7 @@ func run(args []string) error {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
+	cluster.SetRedisLogger(log)
 
 	cfg, err := nodeConfig(o, log)
 	if err != nil {
