@@ -29,6 +29,9 @@ type timerFired struct{ t Timer }
 // connGone is a self-message: a watched connection actor terminated.
 type connGone struct{ conn ConnID }
 
+// renewLease is a self-message: time to extend the user's lease.
+type renewLease struct{}
+
 // retryIO is a self-message: try the failed store write or publish again.
 type retryIO struct{ gen uint64 }
 
@@ -64,8 +67,9 @@ type userActor struct {
 	ioBackoff    time.Duration
 	ioRetryTimer *time.Timer
 
-	epoch    uint64 // fencing epoch from Store.Acquire; 0 until the first write
-	isFenced bool   // a newer activation exists: this one does nothing more
+	epoch      uint64 // fencing epoch from Store.Acquire; 0 until the first write
+	isFenced   bool   // a newer activation exists: this one does nothing more
+	renewTimer *time.Timer
 }
 
 func (a *userActor) Receive(ctx actor.Context) {
@@ -103,6 +107,13 @@ func (a *userActor) Receive(ctx actor.Context) {
 		}
 		if a.ioRetryTimer != nil {
 			a.ioRetryTimer.Stop()
+		}
+		if a.renewTimer != nil {
+			a.renewTimer.Stop()
+		}
+	case renewLease:
+		if a.epoch != 0 && !a.isFenced && !a.retiring {
+			a.renew()
 		}
 	case retryIO:
 		if m.gen == a.ioGen && a.ioPending && !a.retiring && !a.isFenced {
@@ -313,6 +324,7 @@ func (a *userActor) write(ctx context.Context, rec, payload []byte, publish bool
 			return err
 		}
 		a.epoch = e
+		a.armRenew()
 	}
 	if ap, ok := a.d.Store.(cluster.AtomicPublisher); ok && publish {
 		return ap.SaveAndPublish(ctx, a.user, a.epoch, rec, payload)
@@ -321,6 +333,28 @@ func (a *userActor) write(ctx context.Context, rec, payload []byte, publish bool
 		return err
 	}
 	return a.d.Bus.Publish(ctx, a.user, payload)
+}
+
+// armRenew schedules the next lease renewal, at a third of the lease's life.
+func (a *userActor) armRenew() {
+	root, self := a.d.System.Root, a.self
+	a.renewTimer = time.AfterFunc(cluster.LeaseTTL/3, func() { root.Send(self, renewLease{}) })
+}
+
+// renew extends the lease; losing it to a newer activation fences this one. A failure to reach
+// the store is retried at the next tick (the lease outlives two missed renewals).
+func (a *userActor) renew() {
+	ctx, cancel := context.WithTimeout(context.Background(), a.d.ioTimeout())
+	defer cancel()
+	err := a.d.Store.Renew(ctx, a.user, a.epoch)
+	if errors.Is(err, cluster.ErrFenced) {
+		a.fenced()
+		return
+	}
+	if err != nil {
+		a.log.Warn("renewing the user's lease failed; retrying", zap.Error(err))
+	}
+	a.armRenew()
 }
 
 // fenced: a newer activation of this user exists (double activation). This one must never write

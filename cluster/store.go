@@ -3,10 +3,15 @@ package cluster
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // ErrNotFound: the store holds nothing for that user.
 var ErrNotFound = errors.New("cluster: not found")
+
+// LeaseTTL is how long a user's lease lasts without a write or a renewal. User actors renew at
+// a third of it.
+const LeaseTTL = 30 * time.Second
 
 // ErrFenced: a newer activation of the user acquired it; this one may no longer write.
 var ErrFenced = errors.New("cluster: fenced by a newer activation")
@@ -16,18 +21,22 @@ var ErrFenced = errors.New("cluster: fenced by a newer activation")
 // Values are opaque bytes (protobuf, see actors/actorpb); the user actor is the only writer of
 // a user's keys.
 //
-// Fencing: an activation of a user actor calls Acquire before its first write and passes the
-// epoch to every SaveUser. Acquire always succeeds with an epoch larger than any before, so the
-// newest activation wins and any older one (double activation after a cluster member rejoins)
-// gets ErrFenced: it can never overwrite or publish again. A user with no epoch (never acquired,
-// or the store lost its data) is claimed by the first writer.
+// Leases and fencing: an activation of a user actor calls Acquire before its first write. It
+// gets the user's lease (for LeaseTTL, extended by every SaveUser and Renew) and an epoch larger
+// than any before, which it passes to every write. The newest activation always gets the lease,
+// and any older one (double activation after a cluster member rejoins) gets ErrFenced: it can
+// never overwrite or publish again. A lapsed lease (its holder stopped renewing, or the store
+// lost its data) is reclaimed by its holder's next write, unless another activation acquired
+// the user since.
 type Store interface {
 	// LoadUser returns the user's record, or ErrNotFound.
 	LoadUser(ctx context.Context, user string) ([]byte, error)
 	// Acquire makes the caller the one writer of user and returns its fencing epoch.
 	Acquire(ctx context.Context, user string) (uint64, error)
-	// SaveUser writes the record and the public presence together if epoch is still the
-	// user's; ErrFenced otherwise.
+	// Renew extends the lease of epoch; ErrFenced when another activation holds the user.
+	Renew(ctx context.Context, user string, epoch uint64) error
+	// SaveUser writes the record and the public presence together while epoch holds the
+	// lease (and extends it); ErrFenced otherwise.
 	SaveUser(ctx context.Context, user string, epoch uint64, record, presence []byte) error
 	// Presences reads the public presence of many users in one round trip; nil where unknown.
 	Presences(ctx context.Context, users []string) ([][]byte, error)

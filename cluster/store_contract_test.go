@@ -70,6 +70,20 @@ func testStore(t *testing.T, newStore func(t *testing.T) cluster.Store) {
 			t.Fatalf("save after a newer acquisition: err = %v, want ErrFenced", err)
 		}
 	})
+	t.Run("renewing keeps the lease until a newer activation takes it", func(t *testing.T) {
+		s := newStore(t)
+		old := acquire(t, s, "alice")
+		if err := s.Renew(ctx, "alice", old); err != nil {
+			t.Fatalf("renew: %v", err)
+		}
+		newer := acquire(t, s, "alice")
+		if err := s.Renew(ctx, "alice", old); !errors.Is(err, cluster.ErrFenced) {
+			t.Fatalf("renew of a superseded lease: err = %v, want ErrFenced", err)
+		}
+		if err := s.Renew(ctx, "alice", newer); err != nil {
+			t.Fatalf("renew by the holder: %v", err)
+		}
+	})
 	t.Run("stored values do not alias the caller's", func(t *testing.T) {
 		s := newStore(t)
 		rec := []byte("rec")

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 var _ Store = (*MemoryStore)(nil)
@@ -13,12 +14,18 @@ type MemoryStore struct {
 	mu       sync.RWMutex
 	records  map[string][]byte
 	presence map[string][]byte
-	epochs   map[string]uint64
+	epochs   map[string]uint64 // newest epoch handed out
+	leases   map[string]lease
+}
+
+type lease struct {
+	epoch   uint64
+	expires time.Time
 }
 
 // NewMemoryStore returns an empty store.
 func NewMemoryStore() *MemoryStore {
-	return &MemoryStore{records: map[string][]byte{}, presence: map[string][]byte{}, epochs: map[string]uint64{}}
+	return &MemoryStore{records: map[string][]byte{}, presence: map[string][]byte{}, epochs: map[string]uint64{}, leases: map[string]lease{}}
 }
 
 func (s *MemoryStore) LoadUser(_ context.Context, user string) ([]byte, error) {
@@ -35,15 +42,41 @@ func (s *MemoryStore) Acquire(_ context.Context, user string) (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.epochs[user]++
-	return s.epochs[user], nil
+	e := s.epochs[user]
+	s.leases[user] = lease{e, time.Now().Add(LeaseTTL)}
+	return e, nil
+}
+
+// hold checks (and extends) epoch's lease, with mu held: the same rule as the Redis scripts.
+func (s *MemoryStore) hold(user string, epoch uint64) bool {
+	l, ok := s.leases[user]
+	if !ok || time.Now().After(l.expires) {
+		switch last := s.epochs[user]; {
+		case last == 0:
+			s.epochs[user] = epoch // nobody ever acquired the user: the writer claims it
+		case last != epoch:
+			return false
+		}
+	} else if l.epoch != epoch {
+		return false
+	}
+	s.leases[user] = lease{epoch, time.Now().Add(LeaseTTL)}
+	return true
+}
+
+func (s *MemoryStore) Renew(_ context.Context, user string, epoch uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.hold(user, epoch) {
+		return ErrFenced
+	}
+	return nil
 }
 
 func (s *MemoryStore) SaveUser(_ context.Context, user string, epoch uint64, record, presence []byte) error {
 	r, p := append([]byte(nil), record...), append([]byte(nil), presence...)
 	s.mu.Lock()
-	if cur := s.epochs[user]; cur == 0 {
-		s.epochs[user] = epoch // no activation acquired the user: the first writer claims it
-	} else if cur != epoch {
+	if !s.hold(user, epoch) {
 		s.mu.Unlock()
 		return ErrFenced
 	}

@@ -51,41 +51,58 @@ func (s *RedisStore) TakeOrphans(ctx context.Context, member string) ([]string, 
 //
 //	presenced:user:<id>      the user actor's record
 //	presenced:presence:<id>  the public presence sync reads (MGET for many users)
-//	presenced:epoch:<id>     the fencing epoch of the user's current activation (INCR)
+//	presenced:epoch:<id>     the newest fencing epoch handed out for the user (INCR)
+//	presenced:lease:<id>     the epoch that holds the user's lease (expires after LeaseTTL)
 //	presenced:hosted:<addr>  the users whose actors a cluster member hosts (a set)
 type RedisStore struct {
 	rdb *redis.Client
+	ttl time.Duration
 }
 
-// NewRedisStore uses rdb; the caller closes it.
-func NewRedisStore(rdb *redis.Client) *RedisStore { return &RedisStore{rdb: rdb} }
+// NewRedisStore uses rdb (the caller closes it); leases last LeaseTTL.
+func NewRedisStore(rdb *redis.Client) *RedisStore { return &RedisStore{rdb: rdb, ttl: LeaseTTL} }
 
 func recordKey(user string) string   { return "presenced:user:" + user }
 func presenceKey(user string) string { return "presenced:presence:" + user }
 func epochKey(user string) string    { return "presenced:epoch:" + user }
+func leaseKey(user string) string    { return "presenced:lease:" + user }
 
-// saveScript writes record and presence, and publishes presence when ARGV[4] is "1", only if
-// the caller's epoch is the user's current one. Returns 1, or 0 when fenced. A missing epoch
-// (Redis lost its data) is claimed by the first writer.
-var saveScript = redis.NewScript(`
-local cur = redis.call('GET', KEYS[3])
-if cur == false then redis.call('SET', KEYS[3], ARGV[1])
+// leaseCheck is the start of every fenced script (KEYS[1] lease, KEYS[2] epoch counter,
+// ARGV[1] the caller's epoch, ARGV[2] the lease TTL in ms): the caller must hold the lease, or
+// reclaim it when it lapsed and nobody acquired the user since. It renews the lease.
+const leaseCheck = `
+local cur = redis.call('GET', KEYS[1])
+if cur == false then
+  local last = redis.call('GET', KEYS[2])
+  if last == false then redis.call('SET', KEYS[2], ARGV[1])
+  elseif last ~= ARGV[1] then return 0 end
 elseif cur ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[2])
-redis.call('SET', KEYS[2], ARGV[3])
-if ARGV[4] == '1' then redis.call('PUBLISH', ARGV[5], ARGV[3]) end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+`
+
+// saveScript writes record (KEYS[3]) and presence (KEYS[4]), and publishes the presence on
+// ARGV[5] when ARGV[4] is "1", only while the caller holds the lease. Returns 1, or 0 when fenced.
+var saveScript = redis.NewScript(leaseCheck + `
+redis.call('SET', KEYS[3], ARGV[3])
+redis.call('SET', KEYS[4], ARGV[4])
+if ARGV[5] == '1' then redis.call('PUBLISH', ARGV[6], ARGV[4]) end
 return 1`)
 
-// acquireScript increments the epoch but never below ARGV[1] (the time in µs), so epochs keep
-// growing even after Redis lost the key: a new activation never reuses an older one's epoch.
+// renewScript extends the caller's lease. Returns 1, or 0 when fenced.
+var renewScript = redis.NewScript(leaseCheck + `
+return 1`)
+
+// acquireScript hands out the next epoch, never below ARGV[1] (the time in µs, so epochs keep
+// growing even after Redis lost the key), and gives it the lease (KEYS[2]) for ARGV[2] ms.
 var acquireScript = redis.NewScript(`
 local e = redis.call('INCR', KEYS[1])
 local floor = tonumber(ARGV[1])
 if e < floor then redis.call('SET', KEYS[1], ARGV[1]); e = floor end
+redis.call('SET', KEYS[2], string.format('%d', e), 'PX', ARGV[2])
 return e`)
 
 func (s *RedisStore) Acquire(ctx context.Context, user string) (uint64, error) {
-	n, err := acquireScript.Run(ctx, s.rdb, []string{epochKey(user)}, time.Now().UnixMicro()).Uint64()
+	n, err := acquireScript.Run(ctx, s.rdb, []string{epochKey(user), leaseKey(user)}, time.Now().UnixMicro(), s.ttl.Milliseconds()).Uint64()
 	if err != nil {
 		return 0, fmt.Errorf("store: acquire %s: %w", user, err)
 	}
@@ -97,10 +114,21 @@ func (s *RedisStore) save(ctx context.Context, user string, epoch uint64, record
 	if publish {
 		pub = "1"
 	}
-	ok, err := saveScript.Run(ctx, s.rdb, []string{recordKey(user), presenceKey(user), epochKey(user)},
-		strconv.FormatUint(epoch, 10), record, presence, pub, Channel(user)).Int()
+	ok, err := saveScript.Run(ctx, s.rdb, []string{leaseKey(user), epochKey(user), recordKey(user), presenceKey(user)},
+		strconv.FormatUint(epoch, 10), s.ttl.Milliseconds(), record, presence, pub, Channel(user)).Int()
 	if err != nil {
 		return fmt.Errorf("store: save %s: %w", user, err)
+	}
+	if ok == 0 {
+		return ErrFenced
+	}
+	return nil
+}
+
+func (s *RedisStore) Renew(ctx context.Context, user string, epoch uint64) error {
+	ok, err := renewScript.Run(ctx, s.rdb, []string{leaseKey(user), epochKey(user)}, strconv.FormatUint(epoch, 10), s.ttl.Milliseconds()).Int()
+	if err != nil {
+		return fmt.Errorf("store: renew %s: %w", user, err)
 	}
 	if ok == 0 {
 		return ErrFenced
