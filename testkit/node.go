@@ -41,8 +41,15 @@ func StartNode(tb testing.TB, cfg server.Config) *Node {
 func StartPipeNode(tb testing.TB, cfg server.Config) *Node {
 	tb.Helper()
 	ln := NewPipeListener()
+	// Registered first, so it runs after the node's shutdown: messages that reach stopped actors
+	// start Proto.Actor's dead-letter log throttle, a goroutine that waits out one 1 s period.
+	// Let that period pass (virtual time in the bubble) so the bubble ends with no goroutine left.
+	tb.Cleanup(func() { time.Sleep(deadLetterThrottle + time.Second) })
 	return serve(tb, cfg, ln, "ws://pipe/ws", client.Options{NetDial: ln.Dial})
 }
+
+// deadLetterThrottle is Proto.Actor's default dead-letter throttle interval.
+const deadLetterThrottle = time.Second
 
 func serve(tb testing.TB, cfg server.Config, ln net.Listener, url string, opts client.Options) *Node {
 	n, err := server.New(cfg)
