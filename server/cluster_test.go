@@ -53,6 +53,7 @@ func startClusterProcsOn(t *testing.T, redis *testkit.Redis, size int, graph str
 		members = append(members, fmt.Sprintf("127.0.0.1:%d", ports[size+i]))
 	}
 	procs := make([]*testkit.Proc, size)
+	errs := make([]error, size)
 	var wg sync.WaitGroup
 	for i := range size {
 		wg.Add(1)
@@ -61,10 +62,15 @@ func startClusterProcsOn(t *testing.T, redis *testkit.Redis, size int, graph str
 			args := append([]string{"--auth", "dev", "--graph", gf, "--debounce", "20ms",
 				"--redis", redis.URL(), "--cluster-port", fmt.Sprint(ports[i]),
 				"--cluster-automanage-port", fmt.Sprint(ports[size+i]), "--cluster-members", strings.Join(members, ",")}, extra...)
-			procs[i] = testkit.StartProcess(t, bin, args...)
+			procs[i], errs[i] = testkit.StartProcessE(t, bin, args...)
 		}()
 	}
 	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, p := range procs {
 		p.WaitMembers(t, size)
 	}

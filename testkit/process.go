@@ -3,6 +3,9 @@ package testkit
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -16,10 +19,18 @@ import (
 
 var (
 	buildOnce sync.Once
+	buildDir  string
 	buildPath string
 	buildErr  error
 	buildOut  []byte
 )
+
+// RemoveBuild deletes the binary BuildPresenced made; call it from TestMain after m.Run.
+func RemoveBuild() {
+	if buildDir != "" {
+		_ = os.RemoveAll(buildDir)
+	}
+}
 
 // BuildPresenced builds cmd/presenced once per test binary and returns the binary's path.
 func BuildPresenced(tb testing.TB) string {
@@ -30,12 +41,12 @@ func BuildPresenced(tb testing.TB) string {
 			buildErr = err
 			return
 		}
-		dir, err := mkdirTemp()
+		dir, err := os.MkdirTemp("", "presenced-test-")
 		if err != nil {
 			buildErr = err
 			return
 		}
-		buildPath = filepath.Join(dir, "presenced")
+		buildDir, buildPath = dir, filepath.Join(dir, "presenced")
 		cmd := exec.Command("go", "build", "-o", buildPath, "./cmd/presenced")
 		cmd.Dir = strings.TrimSpace(string(root))
 		buildOut, buildErr = cmd.CombinedOutput()
@@ -63,14 +74,24 @@ type Proc struct {
 // and returns once it listens.
 func StartProcess(tb testing.TB, bin string, args ...string) *Proc {
 	tb.Helper()
+	p, err := StartProcessE(tb, bin, args...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return p
+}
+
+// StartProcessE is StartProcess returning its error, for callers on other goroutines (which
+// must not call t.Fatal). t.Cleanup still kills the process.
+func StartProcessE(tb testing.TB, bin string, args ...string) (*Proc, error) {
 	args = append(args, "--listen", "127.0.0.1:0", "--log-format", "json")
 	p := &Proc{cmd: exec.Command(bin, args...), args: args, done: make(chan struct{}), changed: make(chan struct{}, 1)}
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
-		tb.Fatal(err)
+		return nil, fmt.Errorf("testkit: %w", err)
 	}
 	if err := p.cmd.Start(); err != nil {
-		tb.Fatalf("testkit: start %s: %v", bin, err)
+		return nil, fmt.Errorf("testkit: start %s: %w", bin, err)
 	}
 	addr := make(chan string, 1)
 	go p.readLogs(stderr, addr)
@@ -79,12 +100,12 @@ func StartProcess(tb testing.TB, bin string, args ...string) *Proc {
 	select {
 	case a := <-addr:
 		p.Node = &Node{URL: "ws://" + a + "/ws", opts: client.Options{}}
+		return p, nil
 	case <-p.done:
-		tb.Fatalf("testkit: presenced exited before listening: %v", p.err)
+		return nil, fmt.Errorf("testkit: presenced exited before listening: %v", p.err)
 	case <-time.After(60 * time.Second):
-		tb.Fatal("testkit: presenced did not listen within 60 s")
+		return nil, errors.New("testkit: presenced did not listen within 60 s")
 	}
-	return p
 }
 
 func (p *Proc) readLogs(r interface{ Read([]byte) (int, error) }, addr chan<- string) {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -112,5 +111,3 @@ func freePort(tb testing.TB) int {
 
 // String names the server in failures.
 func (r *Redis) String() string { return fmt.Sprintf("redis(%s)", r.Addr) }
-
-func mkdirTemp() (string, error) { return os.MkdirTemp("", "presenced-test-") }
