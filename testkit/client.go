@@ -38,14 +38,11 @@ type Received struct {
 // Dial opens a socket to n without saying hello.
 func (n *Node) Dial(tb testing.TB) *Client {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), Wait)
-	defer cancel()
-	c, err := client.Dial(ctx, n.URL, n.opts)
-	if err != nil {
-		tb.Fatalf("testkit: %v", err)
-	}
+	c := n.DialRaw(tb)
 	tc := &Client{tb: tb, Conn: c, frames: make(chan Received, 4096), done: make(chan struct{}), Timeout: Wait}
 	go tc.read()
+	// Cleanups run last-in first-out: this one (drop, then join the reader) runs before
+	// DialRaw's own drop, which is then a no-op.
 	tb.Cleanup(func() {
 		_ = c.Drop()
 		<-tc.done
