@@ -32,7 +32,7 @@ type Deps struct {
 	// Member is this node's cluster address when user actors are grains ("" on a single node):
 	// user actors record where they live so survivors can wake them if this member dies.
 	Member string
-	// Hosted lists the grains active on this node (cluster only), for recovery broadcasts.
+	// Hosted lists the user actors active on this node, for recovery broadcasts.
 	Hosted Hosted
 }
 

@@ -154,18 +154,16 @@ func (a *userActor) Receive(ctx actor.Context) {
 	}
 }
 
-// track records (or forgets) that this member hosts the user, in a cluster.
+// track records (or forgets) that this node hosts the user: locally for recovery broadcasts,
+// and in the store when this node is a cluster member.
 func (a *userActor) track(on bool) {
-	if a.d.Member == "" {
-		return
-	}
 	if on {
 		a.d.Hosted.add(a.user, a.self)
 	} else {
 		a.d.Hosted.remove(a.user, a.self)
 	}
 	gt, ok := a.d.Store.(cluster.GrainTracker)
-	if !ok {
+	if !ok || a.d.Member == "" {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), a.d.ioTimeout())

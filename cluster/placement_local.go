@@ -72,16 +72,6 @@ func (p *LocalPlacement) Lookup(user string) *actor.PID {
 	return p.actors[user]
 }
 
-// Broadcast sends msg to every active user actor on this node: a recovery path (after the
-// store or bus lost data), never a delivery path.
-func (p *LocalPlacement) Broadcast(msg any) {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	for _, pid := range p.actors {
-		p.root.Send(pid, msg)
-	}
-}
-
 // Active reports how many user actors are active (for stats and tests).
 func (p *LocalPlacement) Active() int {
 	p.mu.RLock()
