@@ -152,14 +152,6 @@ func (c *Conn) onClose() error {
 	return ce
 }
 
-// CloseWith sends a close frame with code and closes the socket.
-func (c *Conn) CloseWith(code int) error {
-	c.wm.Lock()
-	_ = ws.WriteFrame(c.nc, ws.MaskFrameInPlace(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusCode(code), ""))))
-	c.wm.Unlock()
-	return c.nc.Close()
-}
-
 // Drop closes the TCP connection with no close frame, like a network failure.
 func (c *Conn) Drop() error { return c.nc.Close() }
 

@@ -43,10 +43,3 @@ func (b *MemoryBus) Unsubscribe(_ context.Context, user string) error {
 	b.mu.Unlock()
 	return nil
 }
-
-// Subscribed reports how many channels the bus holds (for tests and stats).
-func (b *MemoryBus) Subscribed() int {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	return len(b.subs)
-}

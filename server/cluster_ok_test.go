@@ -25,10 +25,9 @@ func TestClusterOK(t *testing.T) {
 		graph[fmt.Sprintf("u%d", i)] = []string{fmt.Sprintf("u%d", (i+1)%ring)}
 	}
 	gj, _ := json.Marshal(graph)
-	ps := startClusterProcs(t, 3, string(gj))
-	redisURL := ps[0].Args("--redis")
-	opt, _ := redis.ParseURL(redisURL)
-	rdb := redis.NewClient(opt)
+	r := testkit.RequireRedis(t)
+	ps := startClusterProcsOn(t, r, 3, string(gj))
+	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
 	defer rdb.Close()
 
 	// f1, f2 on node 0, f3 on node 1, alice on node 2, the rest round-robin.

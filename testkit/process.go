@@ -135,16 +135,6 @@ func (p *Proc) readLogs(r interface{ Read([]byte) (int, error) }, addr chan<- st
 	}
 }
 
-// Args returns the value the process was given for flag, "" if none.
-func (p *Proc) Args(flag string) string {
-	for i, a := range p.args {
-		if a == flag && i+1 < len(p.args) {
-			return p.args[i+1]
-		}
-	}
-	return ""
-}
-
 // WaitMembers waits until the process has logged a cluster topology of n members.
 func (p *Proc) WaitMembers(tb testing.TB, n int) {
 	tb.Helper()
