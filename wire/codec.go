@@ -20,6 +20,10 @@ type clientFrame struct {
 	P      *string `json:"p"`
 	L      *string `json:"l"`
 	On     *bool   `json:"on"`
+
+	VisibleTo     *string `json:"visible_to"`
+	ShareProject  *bool   `json:"share_project"`
+	ShareLanguage *bool   `json:"share_language"`
 }
 
 // serverFrame holds every field a server frame may carry.
@@ -152,6 +156,28 @@ func Decode(b []byte) (Frame, error) {
 			return nil, BadFrame("invisible needs a boolean \"on\"")
 		}
 		return Invisible{On: *r.On}, nil
+	case "privacy":
+		var pv Privacy
+		if r.VisibleTo != nil {
+			a, ok := ParseAudience(*r.VisibleTo)
+			if !ok {
+				return nil, BadFrame("field \"visible_to\" must be followers or mutual, not %q", truncate(*r.VisibleTo, 32))
+			}
+			pv.Has |= PrivacyVisibleTo
+			pv.VisibleTo = a
+		}
+		if r.ShareProject != nil {
+			pv.Has |= PrivacyShareProject
+			pv.ShareProject = *r.ShareProject
+		}
+		if r.ShareLanguage != nil {
+			pv.Has |= PrivacyShareLanguage
+			pv.ShareLanguage = *r.ShareLanguage
+		}
+		if pv.Has == 0 {
+			return nil, BadFrame("privacy needs at least one of \"visible_to\", \"share_project\", \"share_language\"")
+		}
+		return pv, nil
 	case "ping":
 		return Ping{}, nil
 	case "bye":
@@ -330,6 +356,22 @@ func Append(b []byte, f Frame) []byte {
 	case Invisible:
 		b = append(b, `{"t":"invisible","on":`...)
 		b = strconv.AppendBool(b, f.On)
+		return append(b, '}')
+	case Privacy:
+		b = append(b, `{"t":"privacy"`...)
+		if f.Has&PrivacyVisibleTo != 0 {
+			b = append(b, `,"visible_to":"`...)
+			b = append(b, f.VisibleTo.String()...)
+			b = append(b, '"')
+		}
+		if f.Has&PrivacyShareProject != 0 {
+			b = append(b, `,"share_project":`...)
+			b = strconv.AppendBool(b, f.ShareProject)
+		}
+		if f.Has&PrivacyShareLanguage != 0 {
+			b = append(b, `,"share_language":`...)
+			b = strconv.AppendBool(b, f.ShareLanguage)
+		}
 		return append(b, '}')
 	case Ping:
 		return append(b, `{"t":"ping"}`...)

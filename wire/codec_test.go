@@ -60,6 +60,11 @@ func TestDecodeValid(t *testing.T) {
 		// invisible, ping, bye
 		{"invisible on", `{"t":"invisible","on":true}`, Invisible{On: true}},
 		{"invisible off", `{"t":"invisible","on":false}`, Invisible{On: false}},
+		{"privacy mutual", `{"t":"privacy","visible_to":"mutual"}`, Privacy{Has: PrivacyVisibleTo, VisibleTo: AudienceMutual}},
+		{"privacy fields", `{"t":"privacy","share_project":false,"share_language":true}`,
+			Privacy{Has: PrivacyShareProject | PrivacyShareLanguage, ShareLanguage: true}},
+		{"privacy all", `{"t":"privacy","visible_to":"followers","share_project":true,"share_language":false}`,
+			Privacy{Has: PrivacyVisibleTo | PrivacyShareProject | PrivacyShareLanguage, VisibleTo: AudienceFollowers, ShareProject: true}},
 		{"ping", `{"t":"ping"}`, Ping{}},
 		{"bye", `{"t":"bye"}`, Bye{}},
 		{"whitespace around", " \t\r\n{ \"t\" : \"ping\" }\n", Ping{}},
@@ -154,6 +159,9 @@ func TestDecodeInvalid(t *testing.T) {
 		{"hello with null token", `{"t":"hello","token":null,"window":"w1"}`, bad(`hello needs a non-empty "token"`)},
 		{"invisible without on", `{"t":"invisible"}`, bad(`invisible needs a boolean "on"`)},
 		{"invisible with null on", `{"t":"invisible","on":null}`, bad(`invisible needs a boolean "on"`)},
+		{"privacy empty", `{"t":"privacy"}`, bad(`privacy needs at least one of "visible_to", "share_project", "share_language"`)},
+		{"privacy bad audience", `{"t":"privacy","visible_to":"everyone"}`, bad(`field "visible_to" must be followers or mutual, not "everyone"`)},
+		{"privacy share string", `{"t":"privacy","share_project":"no"}`, bad(`field "share_project" has the wrong type (want bool)`)},
 
 		// size
 		{"frame of 4097 bytes", string(frameOfSize(MaxFrameBytes + 1)),
@@ -343,6 +351,8 @@ func TestEncodeExact(t *testing.T) {
 		{Status{Activity: Debugging, Project: "p"}, `{"t":"status"}`},
 		{Invisible{On: true}, `{"t":"invisible","on":true}`},
 		{Invisible{On: false}, `{"t":"invisible","on":false}`},
+		{Privacy{Has: PrivacyVisibleTo, VisibleTo: AudienceMutual}, `{"t":"privacy","visible_to":"mutual"}`},
+		{Privacy{Has: PrivacyShareProject | PrivacyShareLanguage, ShareLanguage: true}, `{"t":"privacy","share_project":false,"share_language":true}`},
 		{Ping{}, `{"t":"ping"}`},
 		{Bye{}, `{"t":"bye"}`},
 	}

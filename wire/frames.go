@@ -51,6 +51,14 @@ type (
 	}
 	// Invisible turns user-wide invisibility on or off.
 	Invisible struct{ On bool }
+	// Privacy changes who may see the user and which fields they see. Has says which of the
+	// three settings the frame carries; the others keep their value.
+	Privacy struct {
+		Has           PrivacyFields
+		VisibleTo     Audience
+		ShareProject  bool
+		ShareLanguage bool
+	}
 	// Ping asks for a pong; it is not activity.
 	Ping struct{}
 	// Bye ends this window on purpose: no resume window.
@@ -99,6 +107,7 @@ type (
 func (Hello) isFrame()      {}
 func (Status) isFrame()     {}
 func (Invisible) isFrame()  {}
+func (Privacy) isFrame()    {}
 func (Ping) isFrame()       {}
 func (Bye) isFrame()        {}
 func (Welcome) isFrame()    {}
@@ -173,4 +182,40 @@ func ParseActivity(s string) (Activity, bool) {
 		}
 	}
 	return Idle, false
+}
+
+// PrivacyFields says which settings a privacy frame carries.
+type PrivacyFields uint8
+
+const (
+	PrivacyVisibleTo PrivacyFields = 1 << iota
+	PrivacyShareProject
+	PrivacyShareLanguage
+)
+
+// Audience is who may see a user: every follower (the default) or only the followers the user
+// follows back. GitHub follows are one way, so a stranger can follow anyone.
+type Audience uint8
+
+const (
+	AudienceFollowers Audience = iota
+	AudienceMutual
+)
+
+func (a Audience) String() string {
+	if a == AudienceMutual {
+		return "mutual"
+	}
+	return "followers"
+}
+
+// ParseAudience reads "followers" or "mutual".
+func ParseAudience(s string) (Audience, bool) {
+	switch s {
+	case "followers":
+		return AudienceFollowers, true
+	case "mutual":
+		return AudienceMutual, true
+	}
+	return 0, false
 }

@@ -22,6 +22,7 @@ func FuzzDecode(f *testing.F) {
 		`{"t":"status","p":"\u00e9\"\\\u2028\ud83d\ude00"}`,
 		`{"t":"invisible","on":true}`,
 		`{"t":"invisible","on":false}`,
+		`{"t":"privacy","visible_to":"mutual","share_project":false}`,
 		`{"t":"ping"}`,
 		`{"t":"bye","x":[1,{"y":null}]}`,
 		`{"t":"status","p":"` + strings.Repeat("p", 128) + `"}`,
