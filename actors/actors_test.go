@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/presenced/presenced/actors/actorpb"
+	"github.com/presenced/presenced/auth"
 	"github.com/presenced/presenced/cluster"
 	"github.com/presenced/presenced/testkit/leak"
 	"github.com/presenced/presenced/wire"
@@ -71,7 +72,7 @@ func newWorldWith(store cluster.Store) *world {
 func (w *world) connect(t *testing.T, user string, following ...string) (*actor.PID, *socket, wire.Welcome) {
 	t.Helper()
 	s := newSocket()
-	pid := w.system.Root.Spawn(ConnProps(w.deps, ConnSpec{User: user, Login: user, Following: following, Hello: wire.Hello{Token: user}, Socket: s}))
+	pid := w.system.Root.Spawn(ConnProps(w.deps, ConnSpec{User: user, Login: user, Following: followees(following...), Hello: wire.Hello{Token: user}, Socket: s}))
 	wel, ok := s.next(t).(wire.Welcome)
 	if !ok {
 		t.Fatal("want welcome")
@@ -80,6 +81,15 @@ func (w *world) connect(t *testing.T, user string, following ...string) (*actor.
 		t.Fatal("want sync")
 	}
 	return pid, s, wel
+}
+
+// followees makes a dev-style follow list: ids are the logins.
+func followees(names ...string) []auth.Followee {
+	out := make([]auth.Followee, len(names))
+	for i, n := range names {
+		out[i] = auth.Followee{ID: n, Login: n}
+	}
+	return out
 }
 
 func (w *world) stop(t *testing.T, pids ...*actor.PID) {

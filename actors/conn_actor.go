@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/presenced/presenced/actors/actorpb"
+	"github.com/presenced/presenced/auth"
 	"github.com/presenced/presenced/wire"
 )
 
@@ -33,14 +34,22 @@ type SocketClosed struct{ LastHeard time.Time }
 // changed (after the bus may have lost messages).
 type Resync struct{}
 
+// FollowingChanged tells a connection actor that its user's follow list changed (a graph
+// refresh): the view follows the new list and the client gets a new sync. Local to the node.
+type FollowingChanged struct {
+	Following []auth.Followee
+	Version   uint64
+}
+
 // ConnSpec is what the server knows when it spawns a connection actor: who the client is (from
 // its verified token), whom it follows, and its hello.
 type ConnSpec struct {
-	User      string   // internal user key
-	Login     string   // name shown on the wire
-	Following []string // users this user follows, no duplicates
-	Hello     wire.Hello
-	Socket    Socket
+	User         string          // internal user key (GitHub id)
+	Login        string          // name shown on the wire
+	Following    []auth.Followee // users this user follows, no duplicates, not the user
+	GraphVersion uint64          // version of the cached following list
+	Hello        wire.Hello
+	Socket       Socket
 }
 
 // maxPending bounds the frames a client may send between hello and welcome; the rate limit
@@ -76,6 +85,15 @@ type connActor struct {
 	userPID     *actor.PID // the user actor that answered the hello (watched)
 	token       string     // this window's current resume token
 	reattaching uint64     // > 0 while looking for a moved user actor: the attempt's generation
+
+	// followsMe caches, per mutual-only followed user, whether they follow this user back, at
+	// the version of their list the answer was read for.
+	followsMe map[string]followsBack
+}
+
+type followsBack struct {
+	version uint64
+	ok      bool
 }
 
 // reattachRetry is a self-message: no answer to a reattach yet, try again.
@@ -91,6 +109,7 @@ func (c *connActor) Receive(ctx actor.Context) {
 		c.log = c.log.With(zap.String("conn", c.self.Id))
 		c.d.Placement.Send(c.spec.User, envelope(&actorpb.Attach{
 			User: c.spec.User, Window: c.spec.Hello.Window, ResumeToken: c.spec.Hello.Resume, Conn: connRef(c.self),
+			Login: c.spec.Login, GraphVersion: c.spec.GraphVersion,
 		}), c.self)
 	case Inbound:
 		c.onInbound(ctx, m.Frame)
@@ -103,6 +122,8 @@ func (c *connActor) Receive(ctx actor.Context) {
 		if m.gen == c.reattaching && !c.closed && !c.kicked {
 			c.reattach()
 		}
+	case FollowingChanged:
+		c.onFollowingChanged(m)
 	case Resync:
 		if c.subscribed {
 			if err := c.resync(); err != nil {
@@ -125,7 +146,7 @@ func (c *connActor) Receive(ctx actor.Context) {
 			}
 			c.onAttached(ctx, b.AttachReply)
 		case *actorpb.Envelope_Update:
-			if f, ok := c.view.Apply(b.Update); ok {
+			if f, ok := c.view.Apply(b.Update, c.visible); ok {
 				c.spec.Socket.Write(wire.Encode(f))
 			}
 		case *actorpb.Envelope_Kick:
@@ -164,6 +185,18 @@ func (c *connActor) onInbound(ctx actor.Context, f wire.Frame) {
 		c.d.Placement.Send(c.spec.User, envelope(s), nil)
 	case wire.Invisible:
 		c.d.Placement.Send(c.spec.User, envelope(&actorpb.SetInvisible{Window: c.window, On: f.On, Conn: connRef(c.self)}), nil)
+	case wire.Privacy:
+		p := &actorpb.SetPrivacy{Window: c.window, Conn: connRef(c.self)}
+		if f.Has&wire.PrivacyVisibleTo != 0 {
+			p.Mutual = proto.Bool(f.VisibleTo == wire.AudienceMutual)
+		}
+		if f.Has&wire.PrivacyShareProject != 0 {
+			p.ShareProject = proto.Bool(f.ShareProject)
+		}
+		if f.Has&wire.PrivacyShareLanguage != 0 {
+			p.ShareLanguage = proto.Bool(f.ShareLanguage)
+		}
+		c.d.Placement.Send(c.spec.User, envelope(p), nil)
 	case wire.Ping:
 		// Pong goes through the actor on purpose: it follows every frame queued before the ping.
 		c.spec.Socket.Write(wire.Encode(wire.Pong{}))
@@ -213,7 +246,7 @@ func (c *connActor) watchUser(ctx actor.Context) {
 func (c *connActor) reattach() {
 	c.reattaching++
 	c.d.Placement.Send(c.spec.User, envelope(&actorpb.Attach{User: c.spec.User, Window: c.window, ResumeToken: c.token,
-		Conn: connRef(c.self), Reattach: true}), c.self)
+		Conn: connRef(c.self), Reattach: true, Login: c.spec.Login, GraphVersion: c.spec.GraphVersion}), c.self)
 	root, self, gen := c.d.System.Root, c.self, c.reattaching
 	time.AfterFunc(reattachEvery, func() { root.Send(self, reattachRetry{gen}) })
 }
@@ -241,8 +274,99 @@ func (c *connActor) sync() error {
 	if err != nil {
 		return err
 	}
-	c.spec.Socket.Write(wire.Encode(c.view.Sync(recs)))
+	c.spec.Socket.Write(wire.Encode(c.view.Sync(recs, c.visible)))
 	return nil
+}
+
+// onFollowingChanged moves the view to the user's new follow list: subscriptions follow it,
+// and the client gets a whole new sync (the only frame that can remove a user from its view).
+// Before the welcome only the list changes: the coming sync uses it.
+func (c *connActor) onFollowingChanged(m FollowingChanged) {
+	if m.Version <= c.spec.GraphVersion || c.closed || c.kicked {
+		return
+	}
+	c.spec.GraphVersion = m.Version
+	following := withoutUser(m.Following, c.spec.User)
+	if !c.subscribed {
+		c.spec.Following = following
+		c.view = NewView(following)
+		return
+	}
+	added, removed := c.view.SetFollowing(following)
+	ctx, cancel := context.WithTimeout(context.Background(), c.d.ioTimeout())
+	defer cancel()
+	c.d.Fanout.Unsubscribe(ctx, removed, c.self)
+	err := c.d.Fanout.Subscribe(ctx, added, c.self)
+	var recs []*actorpb.PresenceUpdate
+	if err == nil {
+		recs, err = c.load(ctx)
+	}
+	if err != nil {
+		c.log.Error("following the new follow list failed; closing so the client resumes", zap.Error(err))
+		c.spec.Socket.Close(wire.CloseInternal, wire.ErrInternal, "could not load your network; reconnect and resume")
+		return
+	}
+	c.spec.Socket.Write(wire.Encode(c.view.Sync(recs, c.visible)))
+}
+
+// withoutUser drops self from a follow list (following yourself shows nothing).
+func withoutUser(list []auth.Followee, self string) []auth.Followee {
+	out := make([]auth.Followee, 0, len(list))
+	for _, f := range list {
+		if f.ID != self {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// visible decides whether this view's user may see a published presence: always, unless its
+// user shows itself to mutual followers only; then only if that user follows this one back,
+// per their cached list at the version the publish names (asked once per version).
+func (c *connActor) visible(up *actorpb.PresenceUpdate) bool {
+	if !up.GetMutual() {
+		return true
+	}
+	if fb, ok := c.followsMe[up.GetUser()]; ok && fb.version == up.GetGraphVersion() {
+		return fb.ok
+	}
+	c.askFollowsMe([]*actorpb.PresenceUpdate{up})
+	return c.followsMe[up.GetUser()].ok
+}
+
+// askFollowsMe reads, in one call, whether the mutual-only users among recs follow this user
+// back. A failure hides them (fail closed) until their next publish asks again.
+func (c *connActor) askFollowsMe(recs []*actorpb.PresenceUpdate) {
+	var users []string
+	var versions []uint64
+	for _, r := range recs {
+		if r == nil || !r.GetMutual() {
+			continue
+		}
+		if fb, ok := c.followsMe[r.GetUser()]; ok && fb.version == r.GetGraphVersion() {
+			continue
+		}
+		users, versions = append(users, r.GetUser()), append(versions, r.GetGraphVersion())
+	}
+	if len(users) == 0 {
+		return
+	}
+	if c.followsMe == nil {
+		c.followsMe = map[string]followsBack{}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.d.ioTimeout())
+	defer cancel()
+	back, err := c.d.Follows.FollowedBy(ctx, c.spec.User, users)
+	if err != nil {
+		c.log.Warn("could not read who follows this user back; hiding mutual-only users for now", zap.Error(err))
+		for _, u := range users {
+			delete(c.followsMe, u)
+		}
+		return
+	}
+	for i, u := range users {
+		c.followsMe[u] = followsBack{version: versions[i], ok: back[i]}
+	}
 }
 
 // resync applies the stored presences as updates: only what is newer than the view is sent.
@@ -257,7 +381,7 @@ func (c *connActor) resync() error {
 		if r == nil {
 			continue
 		}
-		if f, ok := c.view.Apply(r); ok {
+		if f, ok := c.view.Apply(r, c.visible); ok {
 			c.spec.Socket.Write(wire.Encode(f))
 		}
 	}
@@ -282,6 +406,7 @@ func (c *connActor) load(ctx context.Context) ([]*actorpb.PresenceUpdate, error)
 		}
 		recs[i] = env.GetUpdate()
 	}
+	c.askFollowsMe(recs)
 	return recs, nil
 }
 

@@ -29,6 +29,10 @@ func envelope(body isBody) *actorpb.Envelope {
 		e.Body = &actorpb.Envelope_Update{Update: b}
 	case *actorpb.Wake:
 		e.Body = &actorpb.Envelope_Wake{Wake: b}
+	case *actorpb.SetPrivacy:
+		e.Body = &actorpb.Envelope_Privacy{Privacy: b}
+	case *actorpb.GraphChanged:
+		e.Body = &actorpb.Envelope_GraphChanged{GraphChanged: b}
 	}
 	return e
 }
@@ -47,6 +51,11 @@ func (c ConnID) pid() *actor.PID { return actor.NewPID(c.Address, c.ID) }
 // WakeEnvelope is the message that activates a user actor to rebuild it.
 func WakeEnvelope() *actorpb.Envelope { return envelope(&actorpb.Wake{}) }
 
+// GraphChangedEnvelope tells a user actor its following list has a new version.
+func GraphChangedEnvelope(version uint64) *actorpb.Envelope {
+	return envelope(&actorpb.GraphChanged{Version: version})
+}
+
 // PresenceFromPB reads a published presence; nil reads as offline with no last seen.
 func PresenceFromPB(p *actorpb.PresenceUpdate) wire.Presence {
 	if p == nil {
@@ -64,13 +73,16 @@ func PresenceFromPB(p *actorpb.PresenceUpdate) wire.Presence {
 func presenceToPB(user string, pub Published) *actorpb.PresenceUpdate {
 	p := pub.Presence
 	return &actorpb.PresenceUpdate{
-		User:       user,
-		Version:    pub.Version,
-		State:      int32(p.State),
-		Activity:   int32(p.Activity),
-		Project:    p.Project,
-		Language:   p.Language,
-		LastSeenMs: p.TS,
+		User:         user,
+		Version:      pub.Version,
+		State:        int32(p.State),
+		Activity:     int32(p.Activity),
+		Project:      p.Project,
+		Language:     p.Language,
+		LastSeenMs:   p.TS,
+		Login:        pub.Audience.Login,
+		Mutual:       pub.Audience.Mutual,
+		GraphVersion: pub.Audience.GraphVersion,
 	}
 }
 
@@ -83,7 +95,8 @@ func typeName(env *actorpb.Envelope) string {
 
 func stateToPB(user string, st UserState) *actorpb.UserRecord {
 	r := &actorpb.UserRecord{Published: presenceToPB(user, st.Published), Invisible: st.Invisible, LastSeenMs: st.LastSeen,
-		LastActivityMs: msOrZero(st.LastActivity), Away: st.Away}
+		LastActivityMs: msOrZero(st.LastActivity), Away: st.Away, Login: st.Login, Mutual: st.Privacy.Mutual,
+		HideProject: st.Privacy.HideProject, HideLanguage: st.Privacy.HideLanguage, GraphVersion: st.GraphVersion}
 	for _, w := range st.Windows {
 		r.Windows = append(r.Windows, &actorpb.WindowRecord{Id: w.ID, Conn: &actorpb.ConnRef{Address: w.Conn.Address, Id: w.Conn.ID},
 			Activity: int32(w.Activity), Project: w.Project, Language: w.Language, StatusAtMs: msOrZero(w.StatusAt),
@@ -93,8 +106,12 @@ func stateToPB(user string, st UserState) *actorpb.UserRecord {
 }
 
 func stateFromPB(r *actorpb.UserRecord) UserState {
-	st := UserState{Published: Published{Presence: PresenceFromPB(r.GetPublished()), Version: r.GetPublished().GetVersion()},
-		Invisible: r.GetInvisible(), LastSeen: r.GetLastSeenMs(), LastActivity: timeOrZero(r.GetLastActivityMs()), Away: r.GetAway()}
+	pub := r.GetPublished()
+	st := UserState{Published: Published{Presence: PresenceFromPB(pub), Version: pub.GetVersion(),
+		Audience: Audience{Login: pub.GetLogin(), Mutual: pub.GetMutual(), GraphVersion: pub.GetGraphVersion()}},
+		Invisible: r.GetInvisible(), LastSeen: r.GetLastSeenMs(), LastActivity: timeOrZero(r.GetLastActivityMs()), Away: r.GetAway(),
+		Login: r.GetLogin(), Privacy: Privacy{Mutual: r.GetMutual(), HideProject: r.GetHideProject(), HideLanguage: r.GetHideLanguage()},
+		GraphVersion: r.GetGraphVersion()}
 	if r.GetPublished() == nil {
 		st.Published.Presence.TS = r.GetLastSeenMs()
 	}

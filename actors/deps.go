@@ -21,6 +21,7 @@ type Deps struct {
 	System    *actor.ActorSystem
 	Placement cluster.Placement
 	Store     cluster.Store
+	Follows   cluster.Follows // cached follow lists: whom mutual-only users follow back
 	Bus       cluster.Bus
 	Fanout    *Fanout
 	User      UserConfig
@@ -82,7 +83,7 @@ func NewDeps(system *actor.ActorSystem, store cluster.Store, newBus func(cluster
 	fan := NewFanout(system.Root, log)
 	bus := newBus(fan.Deliver)
 	fan.SetBus(bus)
-	return &Deps{System: system, Store: store, Bus: bus, Fanout: fan, User: user, Log: log, NewToken: RandomToken}
+	return &Deps{System: system, Store: store, Follows: cluster.NewMemoryFollows(), Bus: bus, Fanout: fan, User: user, Log: log, NewToken: RandomToken}
 }
 
 // NewLocalDeps is NewDeps with user actors placed on this node.

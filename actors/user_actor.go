@@ -208,6 +208,10 @@ func (a *userActor) onEnvelope(ctx actor.Context, env *actorpb.Envelope) {
 		} else {
 			res, eff = a.rules.Attach(now, b.Attach.GetWindow(), b.Attach.GetResumeToken(), connID(b.Attach.GetConn()))
 		}
+		if res.Err == nil {
+			// The verified name and list version travel with every hello: a rename shows at once.
+			eff = eff.then(a.rules.Identify(now, b.Attach.GetLogin(), b.Attach.GetGraphVersion()))
+		}
 		reply := &actorpb.AttachReply{Ok: res.Err == nil, Window: res.Window, ResumeToken: res.Resume, Resumed: res.Resumed}
 		if res.Err != nil {
 			reply.ErrorCode, reply.ErrorMsg, reply.CloseCode = res.Err.Code, res.Err.Msg, uint32(res.Err.Close)
@@ -237,6 +241,12 @@ func (a *userActor) onEnvelope(ctx actor.Context, env *actorpb.Envelope) {
 	case *actorpb.Envelope_Invisible:
 		v := b.Invisible
 		a.apply(ctx, a.rules.SetInvisible(now, v.GetWindow(), connID(v.GetConn()), v.GetOn()))
+	case *actorpb.Envelope_Privacy:
+		v := b.Privacy
+		a.apply(ctx, a.rules.SetPrivacy(now, v.GetWindow(), connID(v.GetConn()),
+			PrivacyChange{Mutual: v.Mutual, ShareProject: v.ShareProject, ShareLanguage: v.ShareLanguage}))
+	case *actorpb.Envelope_GraphChanged:
+		a.apply(ctx, a.rules.GraphChanged(now, b.GraphChanged.GetVersion()))
 	case *actorpb.Envelope_Wake:
 		// Activation was the point: the restore already watched the windows' connections.
 	case *actorpb.Envelope_Detach:

@@ -58,10 +58,32 @@ type AttachResult struct {
 	Resumed bool
 }
 
-// Published is a user's public presence with its version.
+// Published is a user's public presence with its version and the audience it is for.
 type Published struct {
 	Presence wire.Presence
 	Version  uint64
+	Audience Audience
+}
+
+// Audience says under which name a publish is shown and who may see it. Followers' views apply
+// it: the user actor does not know who follows it (that is the inverse of other users' lists).
+type Audience struct {
+	Login        string // the name followers are shown ("" before the first hello named it)
+	Mutual       bool   // only followers the user follows back may see it
+	GraphVersion uint64 // version of the user's following list that Mutual is decided on
+}
+
+// Privacy is a user's sharing settings; the zero value is the spec's default: every follower
+// sees everything.
+type Privacy struct {
+	Mutual       bool // visible_to: mutual
+	HideProject  bool // share_project: false
+	HideLanguage bool // share_language: false
+}
+
+// PrivacyChange is a privacy frame: nil fields keep their setting.
+type PrivacyChange struct {
+	Mutual, ShareProject, ShareLanguage *bool
 }
 
 // Effects is what one rule call asks the shell to do, in this order: persist, publish, kick,
@@ -72,6 +94,19 @@ type Effects struct {
 	Kicks   []Kick
 	Timers  []Timer
 	Retire  bool // nothing left to do: the actor may passivate
+}
+
+// then returns e followed by next: both persists and kicks and timers, the later publish, and
+// next's verdict on retiring.
+func (e Effects) then(next Effects) Effects {
+	e.Persist = e.Persist || next.Persist
+	if next.Publish != nil {
+		e.Publish = next.Publish
+	}
+	e.Kicks = append(e.Kicks, next.Kicks...)
+	e.Timers = append(e.Timers, next.Timers...)
+	e.Retire = next.Retire
+	return e
 }
 
 type window struct {
@@ -101,6 +136,9 @@ type User struct {
 	lastActivity time.Time
 	away         bool
 	published    Published
+	login        string
+	privacy      Privacy
+	graphVersion uint64
 
 	debounceOpen bool
 	debounceGen  uint64
@@ -137,11 +175,15 @@ type UserState struct {
 	LastActivity time.Time
 	Away         bool
 	Windows      []WindowState
+	Login        string
+	Privacy      Privacy
+	GraphVersion uint64
 }
 
 // State returns what to persist.
 func (u *User) State() UserState {
-	st := UserState{Published: u.published, Invisible: u.invisible, LastSeen: u.lastSeen, LastActivity: u.lastActivity, Away: u.away}
+	st := UserState{Published: u.published, Invisible: u.invisible, LastSeen: u.lastSeen, LastActivity: u.lastActivity, Away: u.away,
+		Login: u.login, Privacy: u.privacy, GraphVersion: u.graphVersion}
 	for id, w := range u.windows {
 		ws := WindowState{ID: id, Conn: w.lastConn, Activity: w.activity, Project: w.project, Language: w.language,
 			StatusAt: w.statusAt, Dropped: w.dropped, DropAt: w.dropAt, Expires: w.expires, TokenHash: w.token}
@@ -156,7 +198,8 @@ func (u *User) State() UserState {
 // timers the state needs.
 func RestoreUser(cfg UserConfig, newToken func() string, st UserState, now time.Time) (*User, Effects) {
 	u := &User{cfg: cfg, newToken: newToken, windows: map[string]*window{}, published: st.Published,
-		invisible: st.Invisible, lastSeen: st.LastSeen, lastActivity: st.LastActivity, away: st.Away}
+		invisible: st.Invisible, lastSeen: st.LastSeen, lastActivity: st.LastActivity, away: st.Away,
+		login: st.Login, privacy: st.Privacy, graphVersion: st.GraphVersion}
 	var eff Effects
 	for _, ws := range st.Windows {
 		w := &window{lastConn: ws.Conn, activity: ws.Activity, project: ws.Project, language: ws.Language,
@@ -196,7 +239,11 @@ func (u *User) LastSeen() int64 { return u.lastSeen }
 // Windows returns how many windows the user has, live or waiting for resume.
 func (u *User) Windows() int { return len(u.windows) }
 
-// Current is the aggregate presence followers should see now.
+// Privacy returns the user's sharing settings.
+func (u *User) Privacy() Privacy { return u.privacy }
+
+// Current is the aggregate presence followers should see now, with hidden fields removed: a
+// hidden project never leaves the user actor, and changing it publishes nothing.
 func (u *User) Current() wire.Presence {
 	if u.invisible || len(u.windows) == 0 {
 		return wire.Presence{State: wire.StateOffline, TS: u.lastSeen}
@@ -209,6 +256,12 @@ func (u *User) Current() wire.Presence {
 		}
 	}
 	p := wire.Presence{State: wire.StateOnline, Activity: best.activity, Project: best.project, Language: best.language}
+	if u.privacy.HideProject {
+		p.Project = ""
+	}
+	if u.privacy.HideLanguage {
+		p.Language = ""
+	}
 	if u.away {
 		p.State = wire.StateAway
 	}
@@ -464,8 +517,12 @@ func (u *User) changed(now time.Time, eff *Effects) {
 	eff.Timers = append(eff.Timers, Timer{Kind: TimerDebounce, Gen: u.debounceGen, At: now.Add(u.cfg.Debounce)})
 }
 
+func (u *User) audience() Audience {
+	return Audience{Login: u.login, Mutual: u.privacy.Mutual, GraphVersion: u.graphVersion}
+}
+
 func (u *User) publish(p wire.Presence, eff *Effects) {
-	u.published = Published{Presence: p, Version: u.published.Version + 1}
+	u.published = Published{Presence: p, Version: u.published.Version + 1, Audience: u.audience()}
 	pub := u.published
 	eff.Publish = &pub
 	eff.Persist = true
@@ -477,6 +534,81 @@ func (u *User) Republish() Effects {
 	var eff Effects
 	u.publish(u.published.Presence, &eff)
 	return u.finish(time.Time{}, eff)
+}
+
+// publishNow closes the debounce window and publishes what followers should see now, with the
+// current audience (decision 5: privacy changes are published at once).
+func (u *User) publishNow(eff *Effects) {
+	u.debounceOpen = false
+	u.debounceGen++
+	cur := u.Current()
+	if u.invisible {
+		// Nothing about an invisible user moves: followers keep the frozen x.
+		cur = u.published.Presence
+	}
+	u.publish(cur, eff)
+}
+
+// Identify records the name and following-list version a verified hello brought. A new login
+// (a GitHub rename) or, for a mutual-only user, a newer following list changes the audience of
+// what followers were sent, so it is published at once. A user never published keeps it for
+// the first publish.
+func (u *User) Identify(now time.Time, login string, graphVersion uint64) Effects {
+	var eff Effects
+	before := u.audience()
+	if login != "" && login != u.login {
+		u.login = login
+		eff.Persist = true
+	}
+	if graphVersion > u.graphVersion {
+		u.graphVersion = graphVersion
+		eff.Persist = true
+	}
+	if u.published.Version > 0 && u.visibleAudience(before) != u.visibleAudience(u.audience()) {
+		u.publishNow(&eff)
+	}
+	return u.finish(now, eff)
+}
+
+// visibleAudience drops the graph version when it decides nothing (the user is not mutual-only).
+func (u *User) visibleAudience(a Audience) Audience {
+	if !a.Mutual {
+		a.GraphVersion = 0
+	}
+	return a
+}
+
+// GraphChanged: the user's following list has a new version (a refresh found changes).
+func (u *User) GraphChanged(now time.Time, version uint64) Effects {
+	return u.Identify(now, "", version)
+}
+
+// SetPrivacy applies a privacy frame from one of the user's windows. It is user-wide, persisted
+// and published at once, closing any open debounce window.
+func (u *User) SetPrivacy(now time.Time, windowID string, conn ConnID, c PrivacyChange) Effects {
+	var eff Effects
+	if u.owned(windowID, conn) == nil {
+		return u.finish(now, eff)
+	}
+	p := u.privacy
+	if c.Mutual != nil {
+		p.Mutual = *c.Mutual
+	}
+	if c.ShareProject != nil {
+		p.HideProject = !*c.ShareProject
+	}
+	if c.ShareLanguage != nil {
+		p.HideLanguage = !*c.ShareLanguage
+	}
+	if p == u.privacy {
+		return u.finish(now, eff)
+	}
+	u.privacy = p
+	eff.Persist = true
+	if u.published.Version > 0 || u.Current() != u.published.Presence {
+		u.publishNow(&eff)
+	}
+	return u.finish(now, eff)
 }
 
 // Idle reports that nothing is left to do: no windows and no change pending.

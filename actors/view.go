@@ -2,61 +2,128 @@ package actors
 
 import (
 	"github.com/presenced/presenced/actors/actorpb"
+	"github.com/presenced/presenced/auth"
 	"github.com/presenced/presenced/wire"
 )
 
 // View is one connection's picture of the users it follows: what it last sent the client about
-// each one, and that state's version. It turns published presences into the frames that move the
-// client from what it has to what is true. Owned by one connection actor.
+// each one, under which name, and that state's version. It turns published presences into the
+// frames that move the client from what it has to what is true. Owned by one connection actor.
+//
+// Users are keyed by id (GitHub's numeric id); the wire shows their login. A followed user who
+// does not let this user see them (visible_to mutual, not followed back) is shown offline with
+// no last seen: nothing about them leaks.
 type View struct {
-	following []string
+	following []auth.Followee
+	ids       []string
 	seen      map[string]viewEntry
 }
 
 type viewEntry struct {
 	presence wire.Presence
 	version  uint64
+	login    string
 }
+
+// Visible decides whether a published presence may be shown to this view's user.
+type Visible func(*actorpb.PresenceUpdate) bool
 
 // NewView makes an empty view of following (no duplicates expected).
-func NewView(following []string) *View {
-	return &View{following: following, seen: make(map[string]viewEntry, len(following))}
+func NewView(following []auth.Followee) *View {
+	v := &View{}
+	v.setFollowing(following)
+	return v
 }
 
-// Following returns the users this view covers.
-func (v *View) Following() []string { return v.following }
+func (v *View) setFollowing(following []auth.Followee) {
+	v.following = following
+	v.ids = make([]string, len(following))
+	for i, f := range following {
+		v.ids[i] = f.ID
+	}
+	v.seen = make(map[string]viewEntry, len(following))
+}
 
-// Sync builds the full sync from the stored presences (records[i] is following[i]'s, nil when
+// Following returns the ids of the users this view covers.
+func (v *View) Following() []string { return v.ids }
+
+// SetFollowing replaces whom the view covers (a refresh of the follow graph found changes) and
+// reports which ids were added and removed. The caller sends a new Sync: it is the only frame
+// that can make a user disappear from a client's view.
+func (v *View) SetFollowing(following []auth.Followee) (added, removed []string) {
+	old := make(map[string]bool, len(v.ids))
+	for _, id := range v.ids {
+		old[id] = true
+	}
+	v.setFollowing(following)
+	for _, id := range v.ids {
+		if !old[id] {
+			added = append(added, id)
+		}
+		delete(old, id)
+	}
+	for id := range old {
+		removed = append(removed, id)
+	}
+	return added, removed
+}
+
+// shown is what this view may show of a published presence: hidden users read as offline with
+// no last seen, and online users carry no ts.
+func shown(rec *actorpb.PresenceUpdate, visible Visible) wire.Presence {
+	if rec != nil && visible != nil && !visible(rec) {
+		return wire.Presence{State: wire.StateOffline}
+	}
+	p := PresenceFromPB(rec)
+	if p.State != wire.StateOffline {
+		p.TS = 0
+	}
+	return p
+}
+
+// Sync builds the full sync from the stored presences (records[i] is Following()[i]'s, nil when
 // never seen) and makes it the view.
-func (v *View) Sync(records []*actorpb.PresenceUpdate) wire.Sync {
-	s := wire.Sync{Users: make([]wire.SyncUser, len(v.following))}
-	for i, u := range v.following {
+func (v *View) Sync(records []*actorpb.PresenceUpdate, visible Visible) wire.Sync {
+	for i, f := range v.following {
 		var rec *actorpb.PresenceUpdate
 		if i < len(records) {
 			rec = records[i]
 		}
-		p := PresenceFromPB(rec)
-		if p.State != wire.StateOffline {
-			p.TS = 0
+		login := f.Login
+		if l := rec.GetLogin(); l != "" {
+			login = l // the user's own latest hello knows a rename before our copy of the list does
 		}
-		v.seen[u] = viewEntry{presence: p, version: rec.GetVersion()}
-		s.Users[i] = wire.SyncUser{Username: u, Presence: p}
+		v.seen[f.ID] = viewEntry{presence: shown(rec, visible), version: rec.GetVersion(), login: login}
+	}
+	return v.snapshot()
+}
+
+// snapshot is the whole view as a sync frame, in following order.
+func (v *View) snapshot() wire.Sync {
+	s := wire.Sync{Users: make([]wire.SyncUser, len(v.following))}
+	for i, f := range v.following {
+		e := v.seen[f.ID]
+		s.Users[i] = wire.SyncUser{Username: e.login, Presence: e.presence}
 	}
 	return s
 }
 
 // Apply takes a published presence and returns the frame for the client, if any. Versions not
 // newer than what the view holds (already covered by the sync or a later update) are dropped,
-// and so is anything about a user the view does not follow.
-func (v *View) Apply(up *actorpb.PresenceUpdate) (wire.Frame, bool) {
+// and so is anything about a user the view does not follow. A new login (a rename) changes the
+// key the client knows the user by, so it is answered with a whole new sync.
+func (v *View) Apply(up *actorpb.PresenceUpdate, visible Visible) (wire.Frame, bool) {
 	cur, ok := v.seen[up.GetUser()]
 	if !ok || up.GetVersion() <= cur.version {
 		return nil, false
 	}
-	next := PresenceFromPB(up)
-	if next.State != wire.StateOffline {
-		next.TS = 0
+	next := viewEntry{presence: shown(up, visible), version: up.GetVersion(), login: cur.login}
+	if l := up.GetLogin(); l != "" {
+		next.login = l
 	}
-	v.seen[up.GetUser()] = viewEntry{presence: next, version: up.GetVersion()}
-	return wire.Diff(up.GetUser(), cur.presence, true, next)
+	v.seen[up.GetUser()] = next
+	if next.login != cur.login {
+		return v.snapshot(), true
+	}
+	return wire.Diff(next.login, cur.presence, true, next.presence)
 }

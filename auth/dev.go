@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 )
 
@@ -45,8 +46,17 @@ func ValidLogin(s string) bool {
 // StaticGraph is a follow graph fixed at start: user → users they follow.
 type StaticGraph map[string][]string
 
-func (g StaticGraph) Following(_ context.Context, id string) ([]string, error) {
-	return g[id], nil
+// Fetch returns the file's list; changed is false when prev holds the same users.
+func (g StaticGraph) Fetch(_ context.Context, who Identity, _ string, prev *FollowList) (*FollowList, bool, error) {
+	names := g[who.ID]
+	l := &FollowList{Users: make([]Followee, len(names))}
+	for i, n := range names {
+		l.Users[i] = Followee{ID: n, Login: n}
+	}
+	if prev != nil && slices.Equal(prev.Users, l.Users) {
+		return prev, false, nil
+	}
+	return l, true, nil
 }
 
 // LoadGraphFile reads a JSON object {"bob": ["alice", "carol"]} (bob follows alice and carol).

@@ -41,8 +41,15 @@ func TestParseGraph(t *testing.T) {
 	if !reflect.DeepEqual(g, want) {
 		t.Fatalf("graph = %v, want %v (sorted, deduplicated, no self-follow)", g, want)
 	}
-	if f, _ := g.Following(context.Background(), "nobody"); f != nil {
+	if f, changed, _ := g.Fetch(context.Background(), Identity{ID: "nobody"}, "", nil); len(f.Users) != 0 || !changed {
 		t.Fatalf("unknown user follows %v", f)
+	}
+	bob, changed, _ := g.Fetch(context.Background(), Identity{ID: "bob", Login: "bob"}, "", nil)
+	if want := []Followee{{"alice", "alice"}, {"carol", "carol"}}; !reflect.DeepEqual(bob.Users, want) || !changed {
+		t.Fatalf("bob follows %v (changed %v), want %v", bob.Users, changed, want)
+	}
+	if again, changed, _ := g.Fetch(context.Background(), Identity{ID: "bob"}, "", bob); changed || again != bob {
+		t.Fatalf("a second fetch of the same list reports a change")
 	}
 	for in, msg := range map[string]string{
 		`[]`:               "want a JSON object",

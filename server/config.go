@@ -30,7 +30,7 @@ type Config struct {
 	DeadAfter     time.Duration // nothing heard for this long is a drop (45 s)
 	WriteTimeout  time.Duration // one write to a socket may block this long (10 s)
 	CloseGrace    time.Duration // after our close frame, wait this long for the client's (2 s)
-	AuthTimeout   time.Duration // one Authenticate + Following call (10 s)
+	AuthTimeout   time.Duration // one Authenticate, and one follow-list fetch (all pages) (10 s)
 	MaxQueueBytes int           // outbound bytes queued per socket before a slow-consumer close (256 KiB)
 
 	// Rate limit on client frames after hello: RateLimit per second with bursts of RateBurst
@@ -40,6 +40,12 @@ type Config struct {
 	RateBurst   int
 	AbuseDrops  int
 	AbuseWindow time.Duration
+
+	// RefreshInterval: while a user has sockets on this node, their follow list is revalidated
+	// this often (10 min). RevalidateAfter: a hello revalidates the cached list unless it was
+	// checked within this (30 s), so reconnect storms do not turn into GitHub request storms.
+	RefreshInterval time.Duration
+	RevalidateAfter time.Duration
 
 	Log *zap.Logger // nil: no logs
 }
@@ -64,6 +70,8 @@ func (c *Config) setDefaults() error {
 	dur(&c.CloseGrace, 2*time.Second)
 	dur(&c.AuthTimeout, 10*time.Second)
 	dur(&c.AbuseWindow, 10*time.Second)
+	dur(&c.RefreshInterval, 10*time.Minute)
+	dur(&c.RevalidateAfter, 30*time.Second)
 	if c.MaxQueueBytes <= 0 {
 		c.MaxQueueBytes = 256 << 10
 	}

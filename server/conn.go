@@ -28,6 +28,7 @@ type conn struct {
 	log *zap.Logger
 
 	pid       *actor.PID // the connection actor, after a good hello
+	user      string     // the verified user id, after a good hello
 	actorDone chan struct{}
 	lastHeard time.Time
 	limiter   *limiter
@@ -75,6 +76,7 @@ func (c *conn) serve() {
 			c.log.Warn("connection actor did not stop in time; stopping it")
 			_ = c.n.system.Root.StopFuture(c.pid).Wait()
 		}
+		c.n.follows.unregister(c.user, c.pid)
 	}
 	if c.out.Closing() {
 		// Let the writer send the error and close frames it was asked for.
@@ -239,8 +241,12 @@ func (c *conn) hello(h wire.Hello) {
 		}
 		return
 	}
-	following, err := c.n.cfg.Graph.Following(ctx, id.ID)
+	t, err := c.n.follows.get(ctx, id, h.Token)
 	if err != nil {
+		if errors.Is(err, auth.ErrUnauthorized) {
+			c.fail(&wire.Error{Code: wire.ErrUnauthorized, Msg: "token not accepted: get a new one", Close: wire.CloseUnauthorized})
+			return
+		}
 		c.log.Warn("loading follow graph failed", zap.String("user", id.ID), zap.Error(err))
 		c.fail(&wire.Error{Code: wire.ErrInternal, Msg: "could not load whom you follow: try again", Close: wire.CloseInternal})
 		return
@@ -248,16 +254,18 @@ func (c *conn) hello(h wire.Hello) {
 	c.log = c.log.With(zap.String("user", id.ID))
 	c.limiter = newLimiter(&c.n.cfg)
 	done := c.actorDone
-	spec := actors.ConnSpec{User: id.ID, Login: id.Login, Following: withoutSelf(following, id.ID), Hello: h, Socket: c.out}
+	spec := actors.ConnSpec{User: id.ID, Login: id.Login, Following: withoutSelf(t.list, id.ID), GraphVersion: t.version, Hello: h, Socket: c.out}
 	props := actors.ConnProps(c.n.deps, spec).Configure(actor.WithReceiverMiddleware(onStopped(done)))
 	c.pid = c.n.system.Root.Spawn(props)
+	c.user = id.ID
+	c.n.follows.register(id, h.Token, c.pid, t)
 	c.out.extendRead(time.Now().Add(c.n.cfg.DeadAfter))
 }
 
-func withoutSelf(users []string, self string) []string {
-	out := make([]string, 0, len(users))
+func withoutSelf(users []auth.Followee, self string) []auth.Followee {
+	out := make([]auth.Followee, 0, len(users))
 	for _, u := range users {
-		if u != self {
+		if u.ID != self {
 			out = append(out, u)
 		}
 	}

@@ -30,6 +30,7 @@ type Node struct {
 	deps      *actors.Deps
 	placement *cluster.LocalPlacement // nil in a cluster
 	cluster   *member                 // nil on a single node
+	follows   *follows
 
 	mu        sync.Mutex
 	closed    bool
@@ -49,6 +50,7 @@ func New(cfg Config) (*Node, error) {
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slogger }))
 	n := &Node{cfg: cfg, log: log, system: system, listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}}
 	var store cluster.Store = cluster.NewMemoryStore()
+	var followStore cluster.Follows = cluster.NewMemoryFollows()
 	newBus := func(d cluster.Deliver) cluster.Bus { return cluster.NewMemoryBus(d) }
 	if cfg.RedisURL != "" {
 		rdb, err := cluster.NewRedisClient(cluster.RedisConfig{URL: cfg.RedisURL})
@@ -57,6 +59,7 @@ func New(cfg Config) (*Node, error) {
 		}
 		n.closers = append(n.closers, func(context.Context) error { return rdb.Close() })
 		store = cluster.NewRedisStore(rdb)
+		followStore = cluster.NewRedisFollows(rdb)
 		newBus = func(d cluster.Deliver) cluster.Bus {
 			b := cluster.NewRedisBus(rdb, d, cluster.RedisBusOptions{OnResubscribed: n.resync})
 			n.closers = append([]func(context.Context) error{b.Close}, n.closers...)
@@ -69,6 +72,7 @@ func New(cfg Config) (*Node, error) {
 		// unreachable, not as a local actor that happens to have the same id.
 		system.ProcessRegistry.Address = "local-" + actors.RandomToken()[:12]
 		n.deps, n.placement = actors.NewLocalDeps(system, store, newBus, cfg.User, log)
+		n.withFollows(followStore)
 		return n, nil
 	}
 	if cfg.RedisURL == "" {
@@ -84,7 +88,14 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.cluster = c
 	n.deps.Placement = cluster.NewGrainPlacement(c.c, log)
+	n.withFollows(followStore)
 	return n, nil
+}
+
+func (n *Node) withFollows(store cluster.Follows) {
+	n.deps.Follows = store
+	n.follows = newFollows(&n.cfg, store, n.system.Root, n.log)
+	n.follows.place = func() cluster.Placement { return n.deps.Placement }
 }
 
 // Serve accepts sockets on ln until Shutdown or a permanent accept error.
@@ -198,6 +209,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		n.mu.Unlock()
 		<-done
 	}
+	n.follows.close()
 	n.stopActors()
 	for _, c := range n.closers {
 		if cerr := c(ctx); cerr != nil && err == nil {

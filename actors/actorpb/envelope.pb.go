@@ -38,6 +38,8 @@ type Envelope struct {
 	//	*Envelope_Kick
 	//	*Envelope_Update
 	//	*Envelope_Wake
+	//	*Envelope_Privacy
+	//	*Envelope_GraphChanged
 	Body          isEnvelope_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -159,6 +161,24 @@ func (x *Envelope) GetWake() *Wake {
 	return nil
 }
 
+func (x *Envelope) GetPrivacy() *SetPrivacy {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_Privacy); ok {
+			return x.Privacy
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetGraphChanged() *GraphChanged {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_GraphChanged); ok {
+			return x.GraphChanged
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Body interface {
 	isEnvelope_Body()
 }
@@ -195,6 +215,14 @@ type Envelope_Wake struct {
 	Wake *Wake `protobuf:"bytes,9,opt,name=wake,proto3,oneof"`
 }
 
+type Envelope_Privacy struct {
+	Privacy *SetPrivacy `protobuf:"bytes,10,opt,name=privacy,proto3,oneof"`
+}
+
+type Envelope_GraphChanged struct {
+	GraphChanged *GraphChanged `protobuf:"bytes,11,opt,name=graph_changed,json=graphChanged,proto3,oneof"`
+}
+
 func (*Envelope_Attach) isEnvelope_Body() {}
 
 func (*Envelope_AttachReply) isEnvelope_Body() {}
@@ -210,6 +238,10 @@ func (*Envelope_Kick) isEnvelope_Body() {}
 func (*Envelope_Update) isEnvelope_Body() {}
 
 func (*Envelope_Wake) isEnvelope_Body() {}
+
+func (*Envelope_Privacy) isEnvelope_Body() {}
+
+func (*Envelope_GraphChanged) isEnvelope_Body() {}
 
 // ConnRef names a connection actor (an actor PID, kept as strings so this file needs no imports).
 type ConnRef struct {
@@ -273,7 +305,12 @@ type Attach struct {
 	Conn        *ConnRef               `protobuf:"bytes,4,opt,name=conn,proto3" json:"conn,omitempty"`
 	// reattach: the same connection finds its user actor again after it moved (its node died);
 	// the token is checked but not rotated, and the client is told nothing.
-	Reattach      bool `protobuf:"varint,5,opt,name=reattach,proto3" json:"reattach,omitempty"`
+	Reattach bool `protobuf:"varint,5,opt,name=reattach,proto3" json:"reattach,omitempty"`
+	// login is the user's current name (from the verified token): the name followers see. A new
+	// one is a rename: it is published at once.
+	Login string `protobuf:"bytes,6,opt,name=login,proto3" json:"login,omitempty"`
+	// graph_version is the version of the user's cached following list that the hello read.
+	GraphVersion  uint64 `protobuf:"varint,7,opt,name=graph_version,json=graphVersion,proto3" json:"graph_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -341,6 +378,20 @@ func (x *Attach) GetReattach() bool {
 		return x.Reattach
 	}
 	return false
+}
+
+func (x *Attach) GetLogin() string {
+	if x != nil {
+		return x.Login
+	}
+	return ""
+}
+
+func (x *Attach) GetGraphVersion() uint64 {
+	if x != nil {
+		return x.GraphVersion
+	}
+	return 0
 }
 
 type AttachReply struct {
@@ -713,6 +764,9 @@ type PresenceUpdate struct {
 	Project       string                 `protobuf:"bytes,5,opt,name=project,proto3" json:"project,omitempty"`
 	Language      string                 `protobuf:"bytes,6,opt,name=language,proto3" json:"language,omitempty"`
 	LastSeenMs    int64                  `protobuf:"varint,7,opt,name=last_seen_ms,json=lastSeenMs,proto3" json:"last_seen_ms,omitempty"`
+	Login         string                 `protobuf:"bytes,8,opt,name=login,proto3" json:"login,omitempty"`                                     // the name followers are shown (the user key is the GitHub id)
+	Mutual        bool                   `protobuf:"varint,9,opt,name=mutual,proto3" json:"mutual,omitempty"`                                  // visible_to mutual: only followers the user follows back may see it
+	GraphVersion  uint64                 `protobuf:"varint,10,opt,name=graph_version,json=graphVersion,proto3" json:"graph_version,omitempty"` // version of the user's following list the audience was decided on
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -796,6 +850,27 @@ func (x *PresenceUpdate) GetLastSeenMs() int64 {
 	return 0
 }
 
+func (x *PresenceUpdate) GetLogin() string {
+	if x != nil {
+		return x.Login
+	}
+	return ""
+}
+
+func (x *PresenceUpdate) GetMutual() bool {
+	if x != nil {
+		return x.Mutual
+	}
+	return false
+}
+
+func (x *PresenceUpdate) GetGraphVersion() uint64 {
+	if x != nil {
+		return x.GraphVersion
+	}
+	return 0
+}
+
 // UserRecord is what a user actor persists: enough to rebuild it on activation.
 type UserRecord struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
@@ -805,6 +880,11 @@ type UserRecord struct {
 	Windows        []*WindowRecord        `protobuf:"bytes,4,rep,name=windows,proto3" json:"windows,omitempty"`
 	LastActivityMs int64                  `protobuf:"varint,5,opt,name=last_activity_ms,json=lastActivityMs,proto3" json:"last_activity_ms,omitempty"`
 	Away           bool                   `protobuf:"varint,6,opt,name=away,proto3" json:"away,omitempty"`
+	Login          string                 `protobuf:"bytes,7,opt,name=login,proto3" json:"login,omitempty"`
+	Mutual         bool                   `protobuf:"varint,8,opt,name=mutual,proto3" json:"mutual,omitempty"`
+	HideProject    bool                   `protobuf:"varint,9,opt,name=hide_project,json=hideProject,proto3" json:"hide_project,omitempty"`
+	HideLanguage   bool                   `protobuf:"varint,10,opt,name=hide_language,json=hideLanguage,proto3" json:"hide_language,omitempty"`
+	GraphVersion   uint64                 `protobuf:"varint,11,opt,name=graph_version,json=graphVersion,proto3" json:"graph_version,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -879,6 +959,41 @@ func (x *UserRecord) GetAway() bool {
 		return x.Away
 	}
 	return false
+}
+
+func (x *UserRecord) GetLogin() string {
+	if x != nil {
+		return x.Login
+	}
+	return ""
+}
+
+func (x *UserRecord) GetMutual() bool {
+	if x != nil {
+		return x.Mutual
+	}
+	return false
+}
+
+func (x *UserRecord) GetHideProject() bool {
+	if x != nil {
+		return x.HideProject
+	}
+	return false
+}
+
+func (x *UserRecord) GetHideLanguage() bool {
+	if x != nil {
+		return x.HideLanguage
+	}
+	return false
+}
+
+func (x *UserRecord) GetGraphVersion() uint64 {
+	if x != nil {
+		return x.GraphVersion
+	}
+	return 0
 }
 
 // WindowRecord is one window of a user as last persisted.
@@ -1036,11 +1151,134 @@ func (*Wake) Descriptor() ([]byte, []int) {
 	return file_envelope_proto_rawDescGZIP(), []int{11}
 }
 
+// SetPrivacy is a window's privacy frame: user-wide settings, published at once.
+type SetPrivacy struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Window        string                 `protobuf:"bytes,1,opt,name=window,proto3" json:"window,omitempty"`
+	Conn          *ConnRef               `protobuf:"bytes,2,opt,name=conn,proto3" json:"conn,omitempty"`
+	Mutual        *bool                  `protobuf:"varint,3,opt,name=mutual,proto3,oneof" json:"mutual,omitempty"`
+	ShareProject  *bool                  `protobuf:"varint,4,opt,name=share_project,json=shareProject,proto3,oneof" json:"share_project,omitempty"`
+	ShareLanguage *bool                  `protobuf:"varint,5,opt,name=share_language,json=shareLanguage,proto3,oneof" json:"share_language,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetPrivacy) Reset() {
+	*x = SetPrivacy{}
+	mi := &file_envelope_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetPrivacy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetPrivacy) ProtoMessage() {}
+
+func (x *SetPrivacy) ProtoReflect() protoreflect.Message {
+	mi := &file_envelope_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetPrivacy.ProtoReflect.Descriptor instead.
+func (*SetPrivacy) Descriptor() ([]byte, []int) {
+	return file_envelope_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *SetPrivacy) GetWindow() string {
+	if x != nil {
+		return x.Window
+	}
+	return ""
+}
+
+func (x *SetPrivacy) GetConn() *ConnRef {
+	if x != nil {
+		return x.Conn
+	}
+	return nil
+}
+
+func (x *SetPrivacy) GetMutual() bool {
+	if x != nil && x.Mutual != nil {
+		return *x.Mutual
+	}
+	return false
+}
+
+func (x *SetPrivacy) GetShareProject() bool {
+	if x != nil && x.ShareProject != nil {
+		return *x.ShareProject
+	}
+	return false
+}
+
+func (x *SetPrivacy) GetShareLanguage() bool {
+	if x != nil && x.ShareLanguage != nil {
+		return *x.ShareLanguage
+	}
+	return false
+}
+
+// GraphChanged tells a user actor that its following list changed (a refresh found new or
+// removed follows): a user visible only to mutual followers republishes its audience.
+type GraphChanged struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GraphChanged) Reset() {
+	*x = GraphChanged{}
+	mi := &file_envelope_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GraphChanged) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GraphChanged) ProtoMessage() {}
+
+func (x *GraphChanged) ProtoReflect() protoreflect.Message {
+	mi := &file_envelope_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GraphChanged.ProtoReflect.Descriptor instead.
+func (*GraphChanged) Descriptor() ([]byte, []int) {
+	return file_envelope_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *GraphChanged) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
 var File_envelope_proto protoreflect.FileDescriptor
 
 const file_envelope_proto_rawDesc = "" +
 	"\n" +
-	"\x0eenvelope.proto\x12\x13presenced.actors.v1\"\x82\x04\n" +
+	"\x0eenvelope.proto\x12\x13presenced.actors.v1\"\x89\x05\n" +
 	"\bEnvelope\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x125\n" +
 	"\x06attach\x18\x02 \x01(\v2\x1b.presenced.actors.v1.AttachH\x00R\x06attach\x12E\n" +
@@ -1050,17 +1288,22 @@ const file_envelope_proto_rawDesc = "" +
 	"\x06detach\x18\x06 \x01(\v2\x1b.presenced.actors.v1.DetachH\x00R\x06detach\x12/\n" +
 	"\x04kick\x18\a \x01(\v2\x19.presenced.actors.v1.KickH\x00R\x04kick\x12=\n" +
 	"\x06update\x18\b \x01(\v2#.presenced.actors.v1.PresenceUpdateH\x00R\x06update\x12/\n" +
-	"\x04wake\x18\t \x01(\v2\x19.presenced.actors.v1.WakeH\x00R\x04wakeB\x06\n" +
+	"\x04wake\x18\t \x01(\v2\x19.presenced.actors.v1.WakeH\x00R\x04wake\x12;\n" +
+	"\aprivacy\x18\n" +
+	" \x01(\v2\x1f.presenced.actors.v1.SetPrivacyH\x00R\aprivacy\x12H\n" +
+	"\rgraph_changed\x18\v \x01(\v2!.presenced.actors.v1.GraphChangedH\x00R\fgraphChangedB\x06\n" +
 	"\x04body\"3\n" +
 	"\aConnRef\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x0e\n" +
-	"\x02id\x18\x02 \x01(\tR\x02id\"\xa5\x01\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\"\xe0\x01\n" +
 	"\x06Attach\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x16\n" +
 	"\x06window\x18\x02 \x01(\tR\x06window\x12!\n" +
 	"\fresume_token\x18\x03 \x01(\tR\vresumeToken\x120\n" +
 	"\x04conn\x18\x04 \x01(\v2\x1c.presenced.actors.v1.ConnRefR\x04conn\x12\x1a\n" +
-	"\breattach\x18\x05 \x01(\bR\breattach\"\xcd\x01\n" +
+	"\breattach\x18\x05 \x01(\bR\breattach\x12\x14\n" +
+	"\x05login\x18\x06 \x01(\tR\x05login\x12#\n" +
+	"\rgraph_version\x18\a \x01(\x04R\fgraphVersion\"\xcd\x01\n" +
 	"\vAttachReply\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x16\n" +
 	"\x06window\x18\x02 \x01(\tR\x06window\x12!\n" +
@@ -1095,7 +1338,7 @@ const file_envelope_proto_rawDesc = "" +
 	"close_code\x18\x01 \x01(\rR\tcloseCode\x12\x1d\n" +
 	"\n" +
 	"error_code\x18\x02 \x01(\tR\terrorCode\x12\x10\n" +
-	"\x03msg\x18\x03 \x01(\tR\x03msg\"\xc8\x01\n" +
+	"\x03msg\x18\x03 \x01(\tR\x03msg\"\x9b\x02\n" +
 	"\x0ePresenceUpdate\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x14\n" +
@@ -1104,7 +1347,11 @@ const file_envelope_proto_rawDesc = "" +
 	"\aproject\x18\x05 \x01(\tR\aproject\x12\x1a\n" +
 	"\blanguage\x18\x06 \x01(\tR\blanguage\x12 \n" +
 	"\flast_seen_ms\x18\a \x01(\x03R\n" +
-	"lastSeenMs\"\x8a\x02\n" +
+	"lastSeenMs\x12\x14\n" +
+	"\x05login\x18\b \x01(\tR\x05login\x12\x16\n" +
+	"\x06mutual\x18\t \x01(\bR\x06mutual\x12#\n" +
+	"\rgraph_version\x18\n" +
+	" \x01(\x04R\fgraphVersion\"\xa5\x03\n" +
 	"\n" +
 	"UserRecord\x12A\n" +
 	"\tpublished\x18\x01 \x01(\v2#.presenced.actors.v1.PresenceUpdateR\tpublished\x12\x1c\n" +
@@ -1113,7 +1360,13 @@ const file_envelope_proto_rawDesc = "" +
 	"lastSeenMs\x12;\n" +
 	"\awindows\x18\x04 \x03(\v2!.presenced.actors.v1.WindowRecordR\awindows\x12(\n" +
 	"\x10last_activity_ms\x18\x05 \x01(\x03R\x0elastActivityMs\x12\x12\n" +
-	"\x04away\x18\x06 \x01(\bR\x04away\"\xba\x02\n" +
+	"\x04away\x18\x06 \x01(\bR\x04away\x12\x14\n" +
+	"\x05login\x18\a \x01(\tR\x05login\x12\x16\n" +
+	"\x06mutual\x18\b \x01(\bR\x06mutual\x12!\n" +
+	"\fhide_project\x18\t \x01(\bR\vhideProject\x12#\n" +
+	"\rhide_language\x18\n" +
+	" \x01(\bR\fhideLanguage\x12#\n" +
+	"\rgraph_version\x18\v \x01(\x04R\fgraphVersion\"\xba\x02\n" +
 	"\fWindowRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x120\n" +
 	"\x04conn\x18\x02 \x01(\v2\x1c.presenced.actors.v1.ConnRefR\x04conn\x12\x1a\n" +
@@ -1130,7 +1383,19 @@ const file_envelope_proto_rawDesc = "" +
 	"\n" +
 	"token_hash\x18\n" +
 	" \x01(\fR\ttokenHash\"\x06\n" +
-	"\x04WakeB/Z-github.com/presenced/presenced/actors/actorpbb\x06proto3"
+	"\x04Wake\"\xf9\x01\n" +
+	"\n" +
+	"SetPrivacy\x12\x16\n" +
+	"\x06window\x18\x01 \x01(\tR\x06window\x120\n" +
+	"\x04conn\x18\x02 \x01(\v2\x1c.presenced.actors.v1.ConnRefR\x04conn\x12\x1b\n" +
+	"\x06mutual\x18\x03 \x01(\bH\x00R\x06mutual\x88\x01\x01\x12(\n" +
+	"\rshare_project\x18\x04 \x01(\bH\x01R\fshareProject\x88\x01\x01\x12*\n" +
+	"\x0eshare_language\x18\x05 \x01(\bH\x02R\rshareLanguage\x88\x01\x01B\t\n" +
+	"\a_mutualB\x10\n" +
+	"\x0e_share_projectB\x11\n" +
+	"\x0f_share_language\"(\n" +
+	"\fGraphChanged\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversionB/Z-github.com/presenced/presenced/actors/actorpbb\x06proto3"
 
 var (
 	file_envelope_proto_rawDescOnce sync.Once
@@ -1144,7 +1409,7 @@ func file_envelope_proto_rawDescGZIP() []byte {
 	return file_envelope_proto_rawDescData
 }
 
-var file_envelope_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_envelope_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_envelope_proto_goTypes = []any{
 	(*Envelope)(nil),       // 0: presenced.actors.v1.Envelope
 	(*ConnRef)(nil),        // 1: presenced.actors.v1.ConnRef
@@ -1158,6 +1423,8 @@ var file_envelope_proto_goTypes = []any{
 	(*UserRecord)(nil),     // 9: presenced.actors.v1.UserRecord
 	(*WindowRecord)(nil),   // 10: presenced.actors.v1.WindowRecord
 	(*Wake)(nil),           // 11: presenced.actors.v1.Wake
+	(*SetPrivacy)(nil),     // 12: presenced.actors.v1.SetPrivacy
+	(*GraphChanged)(nil),   // 13: presenced.actors.v1.GraphChanged
 }
 var file_envelope_proto_depIdxs = []int32{
 	2,  // 0: presenced.actors.v1.Envelope.attach:type_name -> presenced.actors.v1.Attach
@@ -1168,18 +1435,21 @@ var file_envelope_proto_depIdxs = []int32{
 	7,  // 5: presenced.actors.v1.Envelope.kick:type_name -> presenced.actors.v1.Kick
 	8,  // 6: presenced.actors.v1.Envelope.update:type_name -> presenced.actors.v1.PresenceUpdate
 	11, // 7: presenced.actors.v1.Envelope.wake:type_name -> presenced.actors.v1.Wake
-	1,  // 8: presenced.actors.v1.Attach.conn:type_name -> presenced.actors.v1.ConnRef
-	1,  // 9: presenced.actors.v1.StatusReport.conn:type_name -> presenced.actors.v1.ConnRef
-	1,  // 10: presenced.actors.v1.SetInvisible.conn:type_name -> presenced.actors.v1.ConnRef
-	1,  // 11: presenced.actors.v1.Detach.conn:type_name -> presenced.actors.v1.ConnRef
-	8,  // 12: presenced.actors.v1.UserRecord.published:type_name -> presenced.actors.v1.PresenceUpdate
-	10, // 13: presenced.actors.v1.UserRecord.windows:type_name -> presenced.actors.v1.WindowRecord
-	1,  // 14: presenced.actors.v1.WindowRecord.conn:type_name -> presenced.actors.v1.ConnRef
-	15, // [15:15] is the sub-list for method output_type
-	15, // [15:15] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	12, // 8: presenced.actors.v1.Envelope.privacy:type_name -> presenced.actors.v1.SetPrivacy
+	13, // 9: presenced.actors.v1.Envelope.graph_changed:type_name -> presenced.actors.v1.GraphChanged
+	1,  // 10: presenced.actors.v1.Attach.conn:type_name -> presenced.actors.v1.ConnRef
+	1,  // 11: presenced.actors.v1.StatusReport.conn:type_name -> presenced.actors.v1.ConnRef
+	1,  // 12: presenced.actors.v1.SetInvisible.conn:type_name -> presenced.actors.v1.ConnRef
+	1,  // 13: presenced.actors.v1.Detach.conn:type_name -> presenced.actors.v1.ConnRef
+	8,  // 14: presenced.actors.v1.UserRecord.published:type_name -> presenced.actors.v1.PresenceUpdate
+	10, // 15: presenced.actors.v1.UserRecord.windows:type_name -> presenced.actors.v1.WindowRecord
+	1,  // 16: presenced.actors.v1.WindowRecord.conn:type_name -> presenced.actors.v1.ConnRef
+	1,  // 17: presenced.actors.v1.SetPrivacy.conn:type_name -> presenced.actors.v1.ConnRef
+	18, // [18:18] is the sub-list for method output_type
+	18, // [18:18] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_envelope_proto_init() }
@@ -1196,15 +1466,18 @@ func file_envelope_proto_init() {
 		(*Envelope_Kick)(nil),
 		(*Envelope_Update)(nil),
 		(*Envelope_Wake)(nil),
+		(*Envelope_Privacy)(nil),
+		(*Envelope_GraphChanged)(nil),
 	}
 	file_envelope_proto_msgTypes[4].OneofWrappers = []any{}
+	file_envelope_proto_msgTypes[12].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_envelope_proto_rawDesc), len(file_envelope_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

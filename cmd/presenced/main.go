@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -23,6 +24,7 @@ import (
 	"github.com/presenced/presenced/actors"
 	"github.com/presenced/presenced/auth"
 	"github.com/presenced/presenced/cluster"
+	"github.com/presenced/presenced/github"
 	"github.com/presenced/presenced/server"
 )
 
@@ -40,6 +42,10 @@ type options struct {
 	amPort       int
 	members      string
 	shutdown     time.Duration
+	githubAPI    string
+	tokenTTL     time.Duration
+	refresh      time.Duration
+	set          map[string]bool // flags given on the command line or in the environment
 }
 
 func main() {
@@ -66,11 +72,16 @@ func parse(args []string) (options, error) {
 	fs.StringVar(&o.members, "cluster-members", "", "cluster: comma-separated host:automanage-port of every member, this one included")
 	fs.StringVar(&o.redisURL, "redis", "", "Redis URL (redis://host:port/db) for the bus and store; empty: embedded in-memory single node")
 	fs.DurationVar(&o.shutdown, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
+	fs.StringVar(&o.githubAPI, "github-api", "https://api.github.com", "github auth: base URL of the GitHub REST API (GitHub Enterprise: https://HOST/api/v3)")
+	fs.DurationVar(&o.tokenTTL, "github-token-ttl", 5*time.Minute, "github auth: a verified token is trusted this long before GET /user checks it again")
+	fs.DurationVar(&o.refresh, "graph-refresh", 10*time.Minute, "how often a connected user's follow list is revalidated (ETag: unchanged pages cost no rate limit)")
 	// Environment first, flags override: PRESENCED_<FLAG NAME, upper case, - as _>.
 	var envErr error
+	o.set = map[string]bool{}
 	fs.VisitAll(func(f *flag.Flag) {
 		key := "PRESENCED_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
 		if v, ok := os.LookupEnv(key); ok {
+			o.set[f.Name] = true
 			if err := f.Value.Set(v); err != nil && envErr == nil {
 				envErr = fmt.Errorf("%s=%q: %w", key, v, err)
 			}
@@ -82,8 +93,12 @@ func parse(args []string) (options, error) {
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
+	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
 	if o.debounce <= 0 || o.awayAfter <= 0 || o.resumeWindow <= 0 {
 		return o, errors.New("--debounce, --away-after and --resume-window must be positive")
+	}
+	if o.tokenTTL <= 0 || o.refresh <= 0 {
+		return o, errors.New("--github-token-ttl and --graph-refresh must be positive")
 	}
 	return o, nil
 }
@@ -121,6 +136,9 @@ func run(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if o.authMode == "dev" {
+		go warnDevAuth(ctx, log, time.Minute)
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- node.Serve(ln) }()
 	select {
@@ -143,9 +161,10 @@ func run(args []string) error {
 // nodeConfig maps the options onto the node's config.
 func nodeConfig(o options, log *zap.Logger) (server.Config, error) {
 	cfg := server.Config{
-		User:     actors.UserConfig{Debounce: o.debounce, AwayAfter: o.awayAfter, ResumeWindow: o.resumeWindow},
-		Log:      log,
-		RedisURL: o.redisURL,
+		User:            actors.UserConfig{Debounce: o.debounce, AwayAfter: o.awayAfter, ResumeWindow: o.resumeWindow},
+		Log:             log,
+		RedisURL:        o.redisURL,
+		RefreshInterval: o.refresh,
 	}
 	if o.clusterPort != 0 {
 		if o.redisURL == "" {
@@ -159,6 +178,11 @@ func nodeConfig(o options, log *zap.Logger) (server.Config, error) {
 	}
 	switch o.authMode {
 	case "dev":
+		for _, f := range []string{"github-api", "github-token-ttl"} {
+			if o.set[f] {
+				return cfg, fmt.Errorf("--%s is for --auth github; dev auth cannot be combined with GitHub auth", f)
+			}
+		}
 		if o.graph == "" {
 			return cfg, errors.New("--auth dev needs --graph FILE (who follows whom), e.g. --graph examples/graph.json")
 		}
@@ -170,11 +194,36 @@ func nodeConfig(o options, log *zap.Logger) (server.Config, error) {
 			zap.String("graph", o.graph), zap.Int("users", len(g)))
 		cfg.Auth, cfg.Graph = auth.DevAuth{}, g
 	case "github":
-		return cfg, errors.New("--auth github is not implemented yet; run with --auth dev --graph FILE for local use")
+		if o.graph != "" {
+			return cfg, errors.New("--graph is for --auth dev; with --auth github the follow graph comes from GitHub")
+		}
+		u, err := url.Parse(o.githubAPI)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return cfg, fmt.Errorf("--github-api must be an http(s) URL like https://api.github.com, not %q", o.githubAPI)
+		}
+		client := github.NewClient(strings.TrimRight(o.githubAPI, "/"), nil)
+		cfg.Auth = github.NewAuthenticator(client, github.AuthConfig{TTL: o.tokenTTL})
+		cfg.Graph = github.NewGraph(client)
+		log.Info("github auth", zap.String("api", o.githubAPI), zap.Duration("token_ttl", o.tokenTTL), zap.Duration("graph_refresh", o.refresh))
 	default:
 		return cfg, fmt.Errorf("--auth must be github or dev, not %q", o.authMode)
 	}
 	return cfg, nil
+}
+
+// warnDevAuth repeats the dev-auth warning every period until ctx ends: a dev server that
+// was left running by mistake keeps saying so.
+func warnDevAuth(ctx context.Context, log *zap.Logger, period time.Duration) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			log.Warn("DEV AUTH is on: every hello token is taken as the username with no check. Never expose this server.")
+		}
+	}
 }
 
 func newLogger(format string) (*zap.Logger, error) {

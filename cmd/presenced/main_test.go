@@ -10,9 +10,11 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/presenced/presenced/client"
 	"github.com/presenced/presenced/wire"
@@ -40,7 +42,7 @@ func TestNodeConfigRefusals(t *testing.T) {
 		mode, graph, want string
 	}{
 		"dev without graph": {"dev", "", "--auth dev needs --graph FILE"},
-		"github not built":  {"github", "", "--auth github is not implemented yet"},
+		"github with graph": {"github", "x.json", "--graph is for --auth dev"},
 		"unknown auth":      {"ldap", "", `--auth must be github or dev, not "ldap"`},
 		"missing graph":     {"dev", "/nonexistent/graph.json", "no such file"},
 	}
@@ -51,6 +53,40 @@ func TestNodeConfigRefusals(t *testing.T) {
 			t.Errorf("%s: err = %v, want %q", name, err, tc.want)
 		}
 	}
+	// Dev auth cannot be combined with GitHub auth's settings.
+	o, err := parse([]string{"--auth", "dev", "--graph", "../../examples/graph.json", "--github-api", "https://example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nodeConfig(o, zap.NewNop()); err == nil || !strings.Contains(err.Error(), "cannot be combined with GitHub auth") {
+		t.Errorf("dev + --github-api: err = %v", err)
+	}
+	o, _ = parse([]string{"--github-api", "ftp://x"})
+	if _, err := nodeConfig(o, zap.NewNop()); err == nil || !strings.Contains(err.Error(), "--github-api must be an http(s) URL") {
+		t.Errorf("bad --github-api: err = %v", err)
+	}
+	// GitHub auth is the default and needs nothing else.
+	o, _ = parse(nil)
+	cfg, err := nodeConfig(o, zap.NewNop())
+	if err != nil || cfg.Auth == nil || cfg.Graph == nil {
+		t.Fatalf("default github auth: %v", err)
+	}
+}
+
+// TestDevAuthWarnsEveryPeriod: the dev warning repeats while the server runs, and stops with it.
+func TestDevAuthWarnsEveryPeriod(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		core, logs := observer.New(zap.WarnLevel)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { warnDevAuth(ctx, zap.New(core), time.Minute); close(done) }()
+		time.Sleep(3*time.Minute + time.Second)
+		if n := logs.FilterMessageSnippet("DEV AUTH").Len(); n != 3 {
+			t.Fatalf("%d warnings in 3 minutes, want 3", n)
+		}
+		cancel()
+		<-done
+	})
 }
 
 // TestProcess runs the real binary the way the README does, serves a client, and checks that

@@ -1,0 +1,72 @@
+package actors
+
+import (
+	"reflect"
+	"slices"
+	"testing"
+
+	"github.com/presenced/presenced/actors/actorpb"
+	"github.com/presenced/presenced/auth"
+	"github.com/presenced/presenced/wire"
+)
+
+func upd(id string, v uint64, login string, mutual bool, a wire.Activity) *actorpb.PresenceUpdate {
+	return &actorpb.PresenceUpdate{User: id, Version: v, Login: login, Mutual: mutual, State: int32(wire.StateOnline), Activity: int32(a)}
+}
+
+// TestViewShowsLoginsKeyedByID: the wire shows logins; ids key the view; a rename is a whole new
+// sync, with the user under the new name.
+func TestViewShowsLoginsKeyedByID(t *testing.T) {
+	v := NewView([]auth.Followee{{ID: "1", Login: "alice"}, {ID: "2", Login: "carol"}})
+	s := v.Sync([]*actorpb.PresenceUpdate{upd("1", 1, "", false, wire.Coding), nil}, nil)
+	want := wire.Sync{Users: []wire.SyncUser{{Username: "alice", Presence: on(wire.Coding, "", "")},
+		{Username: "carol", Presence: wire.Presence{State: wire.StateOffline}}}}
+	if !reflect.DeepEqual(s, want) {
+		t.Fatalf("sync = %+v", s)
+	}
+	f, ok := v.Apply(upd("1", 2, "alice", false, wire.Debugging), nil)
+	if !ok || !reflect.DeepEqual(f, wire.Update{ID: "alice", Has: wire.FieldActivity, State: wire.StateOnline, Activity: wire.Debugging}) {
+		t.Fatalf("update = %+v", f)
+	}
+	f, ok = v.Apply(upd("1", 3, "alice2", false, wire.Debugging), nil)
+	want.Users[0] = wire.SyncUser{Username: "alice2", Presence: on(wire.Debugging, "", "")}
+	if !ok || !reflect.DeepEqual(f, want) {
+		t.Fatalf("rename = %+v, want %+v", f, want)
+	}
+}
+
+// TestViewHidesMutualOnlyUsers: a user who does not follow back is offline with no last seen;
+// gaining sight gives o, losing it gives x without ts (decision 15).
+func TestViewHidesMutualOnlyUsers(t *testing.T) {
+	back := false
+	visible := func(up *actorpb.PresenceUpdate) bool { return !up.GetMutual() || back }
+	v := NewView([]auth.Followee{{ID: "1", Login: "alice"}})
+	rec := upd("1", 1, "alice", true, wire.Coding)
+	rec.LastSeenMs = 99
+	s := v.Sync([]*actorpb.PresenceUpdate{rec}, visible)
+	if s.Users[0].Presence != (wire.Presence{State: wire.StateOffline}) {
+		t.Fatalf("hidden user shows %+v", s.Users[0].Presence)
+	}
+	back = true
+	f, ok := v.Apply(upd("1", 2, "alice", true, wire.Coding), visible)
+	if !ok || !reflect.DeepEqual(f, wire.Online{ID: "alice", Presence: on(wire.Coding, "", "")}) {
+		t.Fatalf("gaining sight = %+v", f)
+	}
+	back = false
+	f, ok = v.Apply(upd("1", 3, "alice", true, wire.Coding), visible)
+	if !ok || !reflect.DeepEqual(f, wire.Offline{ID: "alice"}) {
+		t.Fatalf("losing sight = %+v", f)
+	}
+}
+
+// TestViewSetFollowing reports what to subscribe and unsubscribe.
+func TestViewSetFollowing(t *testing.T) {
+	v := NewView([]auth.Followee{{ID: "1", Login: "a"}, {ID: "2", Login: "b"}})
+	added, removed := v.SetFollowing([]auth.Followee{{ID: "2", Login: "b"}, {ID: "3", Login: "c"}})
+	if !slices.Equal(added, []string{"3"}) || !slices.Equal(removed, []string{"1"}) || !slices.Equal(v.Following(), []string{"2", "3"}) {
+		t.Fatalf("added %v removed %v following %v", added, removed, v.Following())
+	}
+	if _, ok := v.Apply(upd("1", 5, "a", false, wire.Coding), nil); ok {
+		t.Fatal("an unfollowed user still reaches the client")
+	}
+}
