@@ -69,3 +69,58 @@ func BenchmarkFanoutLoopback1000(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.N*k)/b.Elapsed().Seconds(), "deliveries/s")
 }
+
+// BenchmarkLogin measures hello → sync for a GitHub user following 250 people (3 pages), against
+// the fake GitHub on loopback, with a simulated GitHub round trip of rtt. cold: a token and a
+// list never seen (GET /user + 3 pages before the sync); warm: the token and the list are
+// cached (no request before the sync; the list is revalidated after it).
+func BenchmarkLogin(b *testing.B) {
+	for _, rtt := range []time.Duration{0, 50 * time.Millisecond} {
+		for _, warm := range []bool{false, true} {
+			name := fmt.Sprintf("rtt=%v/cold", rtt)
+			if warm {
+				name = fmt.Sprintf("rtt=%v/warm", rtt)
+			}
+			b.Run(name, func(b *testing.B) { benchLogin(b, rtt, warm) })
+		}
+	}
+}
+
+func benchLogin(b *testing.B, rtt time.Duration, warm bool) {
+	gh := testkit.NewFakeGitHub(b)
+	follows := make([]int64, 250)
+	for i := range follows {
+		follows[i] = int64(10000 + i)
+		gh.AddUser(follows[i], fmt.Sprintf("dev-%d", i))
+	}
+	cfg, _ := testkit.GitHubConfig(gh)
+	n := testkit.StartNode(b, cfg)
+	gh.AddUser(1, "warm", "tok-warm")
+	gh.SetFollowing(1, follows...)
+	ctx := context.Background()
+	login := func(token string) {
+		c, err := client.Dial(ctx, n.URL, client.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer func() { _ = c.Drop() }()
+		if _, s, err := c.Hello(wire.Hello{Token: token}); err != nil || len(s.Users) != 250 {
+			b.Fatalf("hello: %v (%d users)", err, len(s.Users))
+		}
+	}
+	login("tok-warm")
+	gh.SetDelay(rtt)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		token := "tok-warm"
+		if !warm {
+			b.StopTimer()
+			id := int64(100 + i)
+			token = fmt.Sprintf("tok-%d", id)
+			gh.AddUser(id, fmt.Sprintf("cold-%d", id), token)
+			gh.SetFollowing(id, follows...)
+			b.StartTimer()
+		}
+		login(token)
+	}
+}

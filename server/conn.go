@@ -203,9 +203,9 @@ func (c *conn) onText(b []byte) {
 		c.fail(&wire.Error{Code: wire.ErrDuplicateHello, Msg: "hello was already said on this socket", Close: wire.ClosePolicy})
 		return
 	}
-	// Status and invisible frames are limited; ping and bye are cheap and must always work.
+	// Status, invisible and privacy frames are limited; ping and bye are cheap and must always work.
 	switch f.(type) {
-	case wire.Status, wire.Invisible:
+	case wire.Status, wire.Invisible, wire.Privacy:
 		if !c.admit() {
 			return
 		}

@@ -152,7 +152,7 @@ func TestGitHubFollowsChangeLive(t *testing.T) {
 func TestGitHubErrorsKeepTheGraph(t *testing.T) {
 	gh := fakeNet(t)
 	gh.SetFollowing(bobID, aliceID)
-	n, _ := githubNode(t, gh, 20*time.Millisecond)
+	n, _ := githubNode(t, gh, 20*time.Millisecond, func(c *server.Config) { c.AuthTimeout = 200 * time.Millisecond })
 	b := n.Connect(t, hello("tok-bob"))
 	gh.ResetStats()
 	gh.FailNext(3, 502, 0)
@@ -165,6 +165,13 @@ func TestGitHubErrorsKeepTheGraph(t *testing.T) {
 	if s := gh.Requests(); s.ByStatus[403] != 1 || s.ByStatus[200] != 1 {
 		t.Fatalf("requests %+v: want one 403, then the 200 after the reset", s)
 	}
+	// Timeouts: GitHub answers slower than a fetch may take (AuthTimeout, 200 ms here).
+	gh.ResetStats()
+	gh.SetDelay(time.Second)
+	eventually(t, "two slow refreshes", func() bool { return gh.Requests().All >= 2 })
+	gh.Unfollow(bobID, carolID)
+	gh.SetDelay(0)
+	b.Expect(syncOf(entry("alice", offline(0))))
 	b.Quiet()
 }
 
@@ -266,4 +273,43 @@ func TestGitHubDirection(t *testing.T) {
 		t.Fatalf("alice got %#v, want bob's news", f)
 	}
 	b.Quiet()
+}
+
+// TestGitHubMutualFollowBack: a mutual-only user who starts following a follower back (found by
+// a refresh) becomes visible to them, and hidden again when she unfollows.
+func TestGitHubMutualFollowBack(t *testing.T) {
+	gh := fakeNet(t)
+	gh.SetFollowing(bobID, aliceID)
+	n, _ := githubNode(t, gh, 20*time.Millisecond)
+	b := n.Connect(t, hello("tok-bob"))
+	a := n.Connect(t, hello("tok-alice"))
+	b.ExpectRaw(`{"t":"o","id":"alice","s":"Online","a":"Idle"}`)
+	a.Send(wire.Privacy{Has: wire.PrivacyVisibleTo, VisibleTo: wire.AudienceMutual})
+	b.ExpectRaw(`{"t":"x","id":"alice"}`)
+	gh.Follow(aliceID, bobID)
+	a.Expect(syncOf(entry("bob", online(wire.Idle, "", ""))))
+	b.ExpectRaw(`{"t":"o","id":"alice","s":"Online","a":"Idle"}`)
+	gh.Unfollow(aliceID, bobID)
+	a.Expect(wire.Sync{Users: []wire.SyncUser{}})
+	b.ExpectRaw(`{"t":"x","id":"alice"}`)
+	b.Quiet()
+}
+
+// TestGitHubGraphCacheInRedis: with Redis, a list fetched on one node is warm on every node: a
+// hello on another node reads it from Redis and asks GitHub only who the token is.
+func TestGitHubGraphCacheInRedis(t *testing.T) {
+	gh := fakeNet(t)
+	gh.SetFollowing(bobID, aliceID, carolID)
+	url := testkit.RequireRedis(t).URL()
+	n1, _ := githubNode(t, gh, 0, func(c *server.Config) { c.RedisURL = url })
+	n2, _ := githubNode(t, gh, 0, func(c *server.Config) { c.RedisURL = url })
+	b1 := n1.Connect(t, hello("tok-bob"))
+	gh.ResetStats()
+	b2 := n2.Connect(t, hello("tok-bob"))
+	if !reflect.DeepEqual(b1.Sync, b2.Sync) || len(b2.Sync.Users) != 2 {
+		t.Fatalf("syncs %+v / %+v", b1.Sync, b2.Sync)
+	}
+	if s := gh.Requests(); s.Following != 0 || s.User != 1 {
+		t.Fatalf("requests %+v: want only GET /user (tokens are cached per node, lists in Redis)", s)
+	}
 }

@@ -184,6 +184,23 @@ func (f *FakeGitHub) OnRequest(fn func(*http.Request)) {
 	f.onRequest = fn
 }
 
+// Transport answers requests in memory, without a socket: for synctest bubbles, where a
+// goroutine blocked on a real socket would keep virtual time from moving. Create the fake
+// outside the bubble.
+func (f *FakeGitHub) Transport() http.RoundTripper {
+	return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		rec := httptest.NewRecorder()
+		f.serve(rec, r)
+		resp := rec.Result()
+		resp.Request = r
+		return resp, nil
+	})
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (fn roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return fn(r) }
+
 // Requests returns the counts since start or ResetStats.
 func (f *FakeGitHub) Requests() FakeGitHubStats {
 	f.mu.Lock()
