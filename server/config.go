@@ -30,6 +30,7 @@ type Config struct {
 	DeadAfter     time.Duration // nothing heard for this long is a drop (45 s)
 	WriteTimeout  time.Duration // one write to a socket may block this long (10 s)
 	CloseGrace    time.Duration // after our close frame, wait this long for the client's (2 s)
+	FrameTimeout  time.Duration // a frame that has begun must arrive whole within this (10 s)
 	AuthTimeout   time.Duration // one Authenticate, and one follow-list fetch (all pages) (10 s)
 	MaxQueueBytes int           // outbound bytes queued per socket before a slow-consumer close (256 KiB)
 
@@ -46,6 +47,10 @@ type Config struct {
 	// checked within this (30 s), so reconnect storms do not turn into GitHub request storms.
 	RefreshInterval time.Duration
 	RevalidateAfter time.Duration
+
+	// NoPoll reads every socket with its own goroutine instead of the epoll poller (for
+	// comparisons; the poller is the default on Linux).
+	NoPoll bool
 
 	Log *zap.Logger // nil: no logs
 }
@@ -68,6 +73,7 @@ func (c *Config) setDefaults() error {
 	dur(&c.DeadAfter, 45*time.Second)
 	dur(&c.WriteTimeout, 10*time.Second)
 	dur(&c.CloseGrace, 2*time.Second)
+	dur(&c.FrameTimeout, 10*time.Second)
 	dur(&c.AuthTimeout, 10*time.Second)
 	dur(&c.AbuseWindow, 10*time.Second)
 	dur(&c.RefreshInterval, 10*time.Minute)

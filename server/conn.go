@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -16,11 +18,21 @@ import (
 
 	"github.com/presenced/presenced/actors"
 	"github.com/presenced/presenced/auth"
+	"github.com/presenced/presenced/server/poll"
 	"github.com/presenced/presenced/wire"
 )
 
-// conn is one socket. serve runs on the connection's goroutine and is its reader; the outbox's
-// goroutine is its only writer and is joined before serve returns.
+// conn is one socket. Two ways to read it:
+//
+//   - polled (a TCP socket on Linux): after the upgrade no goroutine waits on the socket. The
+//     node's epoll poller reports it readable; a short-lived goroutine reads the frames that are
+//     there (with pooled buffers, a frame must arrive whole within FrameTimeout) and re-arms it.
+//     A per-socket timer enforces the hello timeout, pings, dead peers and the close grace.
+//   - a reader goroutine (in-memory pipes in tests, or where epoll is missing): it blocks in
+//     reads with deadlines, as the timer does for the polled way.
+//
+// Either way the outbox writes on a goroutine that exists only while something is queued, and
+// finish runs once, when the socket is done.
 type conn struct {
 	n   *Node
 	nc  net.Conn
@@ -30,12 +42,25 @@ type conn struct {
 	pid       *actor.PID // the connection actor, after a good hello
 	user      string     // the verified user id, after a good hello
 	actorDone chan struct{}
-	lastHeard time.Time
 	limiter   *limiter
+	msg       []byte // a fragmented text message being assembled
+
+	desc      *poll.Desc // nil when a goroutine reads
+	start     time.Time
+	lastHeard atomic.Int64 // unix ns of the last frame heard
+
+	rmu sync.Mutex // held while reading: successive read goroutines of a polled socket
+
+	mu        sync.Mutex // guards the fields below (and pid for the clock)
+	clock     *time.Timer
+	nextPing  time.Time
+	closedAt  time.Time // when our close frame went out (polled: the grace starts)
+	finishing bool
 }
 
 func newConn(n *Node, nc net.Conn) *conn {
-	return &conn{n: n, nc: nc, out: newOutbox(nc, &n.cfg), log: n.log, actorDone: make(chan struct{})}
+	c := &conn{n: n, nc: nc, out: newOutbox(nc, &n.cfg), log: n.log, actorDone: make(chan struct{})}
+	return c
 }
 
 // upgrader does gobwas's zero-copy upgrade: no http.Request, no header maps.
@@ -55,21 +80,211 @@ var upgrader = ws.Upgrader{
 	},
 }
 
+// readers and payloads are pooled: a socket holds them only while it reads.
+var (
+	readers  = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 512) }}
+	payloads = sync.Pool{New: func() any { b := make([]byte, wire.MaxFrameBytes); return &b }}
+)
+
+// serve upgrades the socket (bounded by the hello timeout: a handshake that trickles in ends
+// there), then hands it to the poller, or reads it on this goroutine when it cannot be polled.
 func (c *conn) serve() {
-	defer c.nc.Close()
-	start := time.Now()
-	_ = c.nc.SetDeadline(start.Add(c.n.cfg.HelloTimeout))
+	c.start = time.Now()
+	_ = c.nc.SetDeadline(c.start.Add(c.n.cfg.HelloTimeout))
 	if _, err := upgrader.Upgrade(c.nc); err != nil {
 		c.log.Debug("websocket upgrade failed", zap.Error(err))
+		c.nc.Close()
+		c.n.connDone(c)
 		return
 	}
 	_ = c.nc.SetWriteDeadline(time.Time{})
-	c.lastHeard = start
-	go c.out.run()
-	c.readLoop()
-	// The reader is done: tell the actor (a drop unless it saw bye), then join the writer.
+	c.lastHeard.Store(c.start.UnixNano())
+	c.out.afterError = c.writeFailed
+	c.out.afterClose = c.closeSent
+	c.mu.Lock()
+	c.nextPing = c.start.Add(c.n.cfg.PingInterval)
+	c.clock = time.AfterFunc(c.n.cfg.PingInterval, c.tick)
+	c.mu.Unlock()
+	if p := c.n.pollerFor(c.nc); p != nil {
+		// c.mu is held across Add: the first event may come before Add returns, and readable
+		// reads c.desc under c.mu.
+		c.mu.Lock()
+		desc, err := p.Add(c.nc, c.onEvent)
+		if err == nil {
+			c.desc = desc
+			c.armLocked(time.Now())
+			c.mu.Unlock()
+			return // the poller has it now
+		}
+		c.mu.Unlock()
+		if !errors.Is(err, poll.ErrNotSyscallConn) {
+			c.log.Warn("socket cannot be polled; reading it with a goroutine", zap.Error(err))
+		}
+	}
+	br := bufio.NewReaderSize(c.nc, 512)
+	for c.readFrame(br) {
+	}
+	c.finish()
+}
+
+// onEvent runs on a poller worker: the socket has something to read (or hung up). Reading may
+// wait for the rest of a frame, so it happens on its own short-lived goroutine.
+func (c *conn) onEvent(poll.Event) { go c.readable() }
+
+// readable reads every frame that is there, then re-arms the socket. A frame that has begun
+// must complete within FrameTimeout (before hello: within the hello timeout).
+func (c *conn) readable() {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	br := readers.Get().(*bufio.Reader)
+	br.Reset(c.nc)
+	deadline := time.Now().Add(c.n.cfg.FrameTimeout)
+	if c.pid == nil {
+		deadline = minTime(deadline, c.start.Add(c.n.cfg.HelloTimeout))
+	}
+	if c.out.Closing() {
+		deadline = minTime(deadline, time.Now().Add(c.n.cfg.CloseGrace))
+	}
+	_ = c.nc.SetReadDeadline(deadline)
+	alive := true
+	for alive {
+		alive = c.readFrame(br)
+		if br.Buffered() == 0 {
+			break
+		}
+	}
+	br.Reset(nil)
+	readers.Put(br)
+	if !alive {
+		c.finish()
+		return
+	}
+	c.mu.Lock()
+	desc := c.desc
+	c.mu.Unlock()
+	if err := c.n.poller.Resume(desc); err != nil {
+		c.finish()
+	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// tick is the socket's clock: pings every PingInterval; for a polled socket also the hello
+// timeout, the dead-peer drop and the end of the close grace (a reader goroutine gets those
+// from its read deadlines).
+func (c *conn) tick() {
+	now := time.Now()
+	c.mu.Lock()
+	if c.finishing {
+		c.mu.Unlock()
+		return
+	}
+	polled := c.desc != nil
+	var end, helloLate bool
+	switch {
+	case polled && !c.closedAt.IsZero():
+		end = !now.Before(c.closedAt.Add(c.n.cfg.CloseGrace))
+	case polled && c.pid == nil && !c.out.Closing():
+		helloLate = !now.Before(c.start.Add(c.n.cfg.HelloTimeout))
+	case polled && c.pid != nil:
+		end = !now.Before(time.Unix(0, c.lastHeard.Load()).Add(c.n.cfg.DeadAfter))
+	}
+	if !now.Before(c.nextPing) {
+		c.nextPing = now.Add(c.n.cfg.PingInterval)
+		if !end {
+			c.out.queuePing()
+		}
+	}
+	if !end {
+		c.armLocked(now)
+	}
+	c.mu.Unlock()
+	switch {
+	case end:
+		c.finish()
+	case helloLate:
+		c.fail(&wire.Error{Code: wire.ErrHelloTimeout, Msg: "no hello within 10 s", Close: wire.ClosePolicy})
+	}
+}
+
+// armLocked sets the clock to the next thing it must check.
+func (c *conn) armLocked(now time.Time) {
+	next := c.nextPing
+	if c.desc != nil {
+		switch {
+		case !c.closedAt.IsZero():
+			next = minTime(next, c.closedAt.Add(c.n.cfg.CloseGrace))
+		case c.pid == nil && !c.out.Closing():
+			next = minTime(next, c.start.Add(c.n.cfg.HelloTimeout))
+		case c.pid != nil:
+			next = minTime(next, time.Unix(0, c.lastHeard.Load()).Add(c.n.cfg.DeadAfter))
+		}
+	}
+	c.clock.Reset(max(next.Sub(now), 0))
+}
+
+// closeSent runs on the writer after our close frame: the client has CloseGrace to answer.
+func (c *conn) closeSent() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closedAt = time.Now()
+	if c.desc == nil {
+		_ = c.nc.SetReadDeadline(c.closedAt.Add(c.n.cfg.CloseGrace))
+		return
+	}
+	if !c.finishing {
+		c.armLocked(c.closedAt)
+	}
+}
+
+// writeFailed runs on the writer after a failed write: the socket is gone.
+func (c *conn) writeFailed() {
+	c.mu.Lock()
+	polled := c.desc != nil
+	c.mu.Unlock()
+	if polled {
+		c.finish()
+		return
+	}
+	_ = c.nc.Close() // the reader sees the error and finishes
+}
+
+// heard records a frame from the client; after hello, silence for DeadAfter is a drop.
+func (c *conn) heard(now time.Time) {
+	c.lastHeard.Store(now.UnixNano())
+	if c.pid == nil || c.out.Closing() {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.desc == nil && c.closedAt.IsZero() {
+		_ = c.nc.SetReadDeadline(now.Add(c.n.cfg.DeadAfter))
+	}
+}
+
+// finish ends the socket once: the actor is told (a drop unless it saw bye) and joined, the
+// writer sends what it was asked to (error and close frames) and is joined, and the socket is
+// closed.
+func (c *conn) finish() {
+	c.mu.Lock()
+	if c.finishing {
+		c.mu.Unlock()
+		return
+	}
+	c.finishing = true
+	c.clock.Stop()
+	desc := c.desc
+	c.mu.Unlock()
+	if desc != nil {
+		_ = c.n.poller.Remove(desc)
+	}
 	if c.pid != nil {
-		c.n.system.Root.Send(c.pid, actors.SocketClosed{LastHeard: c.lastHeard})
+		c.n.system.Root.Send(c.pid, actors.SocketClosed{LastHeard: time.Unix(0, c.lastHeard.Load())})
 		select {
 		case <-c.actorDone:
 		case <-time.After(c.n.cfg.AuthTimeout):
@@ -86,85 +301,83 @@ func (c *conn) serve() {
 		}
 	}
 	c.out.Stop()
+	_ = c.nc.Close()
+	c.n.connDone(c)
 }
 
-// readLoop reads frames until the socket ends. Before hello the read deadline is the hello
-// timeout; after it, DeadAfter from the last frame heard.
-func (c *conn) readLoop() {
-	br := bufio.NewReaderSize(c.nc, 512)
-	buf := make([]byte, 0, 512)
-	var msg []byte // a fragmented text message being assembled
-	for {
-		h, err := ws.ReadHeader(br)
-		if err != nil {
-			var ne net.Error
-			if c.pid == nil && errors.As(err, &ne) && ne.Timeout() && !c.out.Closing() {
-				c.fail(&wire.Error{Code: wire.ErrHelloTimeout, Msg: "no hello within 10 s", Close: wire.ClosePolicy})
-			}
-			return
+// readFrame reads and handles one frame; false means the socket is done for reading.
+func (c *conn) readFrame(br *bufio.Reader) bool {
+	h, err := ws.ReadHeader(br)
+	if err != nil {
+		var ne net.Error
+		if c.pid == nil && errors.As(err, &ne) && ne.Timeout() && !c.out.Closing() {
+			c.fail(&wire.Error{Code: wire.ErrHelloTimeout, Msg: "no hello within 10 s", Close: wire.ClosePolicy})
+			c.awaitClose(br)
 		}
-		if !h.Masked {
-			c.fail(&wire.Error{Code: wire.ErrBadFrame, Msg: "client frames must be masked", Close: wire.CloseProtocolError})
-			return
+		return false
+	}
+	if !h.Masked {
+		c.fail(&wire.Error{Code: wire.ErrBadFrame, Msg: "client frames must be masked", Close: wire.CloseProtocolError})
+		return false
+	}
+	if h.Length > wire.MaxFrameBytes || int64(len(c.msg))+h.Length > wire.MaxFrameBytes {
+		c.fail(&wire.Error{Code: wire.ErrTooBig, Msg: "frames are limited to 4096 bytes", Close: wire.CloseTooBig})
+		c.discard(br)
+		return false
+	}
+	bp := payloads.Get().(*[]byte)
+	defer payloads.Put(bp)
+	payload := (*bp)[:h.Length]
+	if _, err := io.ReadFull(br, payload); err != nil {
+		return false
+	}
+	ws.Cipher(payload, h.Mask, 0)
+	c.heard(time.Now())
+	if c.out.Closing() {
+		// Our close is queued: read on only to let the client's close arrive.
+		return h.OpCode != ws.OpClose
+	}
+	switch h.OpCode {
+	case ws.OpPing:
+		c.out.queuePong(payload)
+	case ws.OpPong:
+	case ws.OpClose:
+		// The client closes: echo its code. Without bye this is a drop.
+		code := wire.CloseNormal
+		if len(payload) >= 2 {
+			code = int(binary.BigEndian.Uint16(payload))
 		}
-		if h.Length > wire.MaxFrameBytes || int64(len(msg))+h.Length > wire.MaxFrameBytes {
-			c.fail(&wire.Error{Code: wire.ErrTooBig, Msg: "frames are limited to 4096 bytes", Close: wire.CloseTooBig})
-			c.discard(br)
-			return
+		c.out.Close(code, "", "")
+		return false
+	case ws.OpBinary:
+		c.fail(&wire.Error{Code: wire.ErrBinary, Msg: "binary frames are not supported: send JSON text", Close: wire.CloseUnsupportedData})
+	case ws.OpText, ws.OpContinuation:
+		if h.OpCode == ws.OpContinuation && c.msg == nil {
+			c.fail(&wire.Error{Code: wire.ErrBadFrame, Msg: "continuation frame without a message", Close: wire.CloseProtocolError})
+			return true
 		}
-		if int64(cap(buf)) < h.Length {
-			buf = make([]byte, h.Length)
+		if !h.Fin {
+			c.msg = append(c.msg, payload...)
+			return true
 		}
-		payload := buf[:h.Length]
-		if _, err := io.ReadFull(br, payload); err != nil {
-			return
+		if c.msg != nil {
+			c.msg = append(c.msg, payload...)
+			c.onText(c.msg)
+			c.msg = nil
+			return true
 		}
-		ws.Cipher(payload, h.Mask, 0)
-		now := time.Now()
-		c.lastHeard = now
-		if c.pid != nil {
-			c.out.extendRead(now.Add(c.n.cfg.DeadAfter))
-		}
-		if c.out.Closing() {
-			// Our close is queued: read on only to let the client's close arrive.
-			if h.OpCode == ws.OpClose {
-				return
-			}
-			continue
-		}
-		switch h.OpCode {
-		case ws.OpPing:
-			c.out.queuePong(payload)
-		case ws.OpPong:
-		case ws.OpClose:
-			// The client closes: echo its code. Without bye this is a drop.
-			code := wire.CloseNormal
-			if len(payload) >= 2 {
-				code = int(binary.BigEndian.Uint16(payload))
-			}
-			c.out.Close(code, "", "")
-			return
-		case ws.OpBinary:
-			c.fail(&wire.Error{Code: wire.ErrBinary, Msg: "binary frames are not supported: send JSON text", Close: wire.CloseUnsupportedData})
-		case ws.OpText, ws.OpContinuation:
-			if h.OpCode == ws.OpContinuation && msg == nil {
-				c.fail(&wire.Error{Code: wire.ErrBadFrame, Msg: "continuation frame without a message", Close: wire.CloseProtocolError})
-				continue
-			}
-			if !h.Fin {
-				msg = append(msg, payload...)
-				continue
-			}
-			if msg != nil {
-				msg = append(msg, payload...)
-				c.onText(msg)
-				msg = nil
-				continue
-			}
-			c.onText(payload)
-		default:
-			c.fail(&wire.Error{Code: wire.ErrBadFrame, Msg: "unknown opcode", Close: wire.CloseProtocolError})
-		}
+		c.onText(payload)
+	default:
+		c.fail(&wire.Error{Code: wire.ErrBadFrame, Msg: "unknown opcode", Close: wire.CloseProtocolError})
+	}
+	return true
+}
+
+// awaitClose waits (within the close grace) for the client's answer to our close, so it reads
+// our close frame instead of a reset.
+func (c *conn) awaitClose(br *bufio.Reader) {
+	_ = c.nc.SetReadDeadline(time.Now().Add(c.n.cfg.CloseGrace + c.n.cfg.WriteTimeout))
+	for c.readFrame(br) {
 	}
 }
 
@@ -256,10 +469,12 @@ func (c *conn) hello(h wire.Hello) {
 	done := c.actorDone
 	spec := actors.ConnSpec{User: id.ID, Login: id.Login, Following: withoutSelf(t.list, id.ID), GraphVersion: t.version, Hello: h, Socket: c.out}
 	props := actors.ConnProps(c.n.deps, spec).Configure(actor.WithReceiverMiddleware(onStopped(done)))
-	c.pid = c.n.system.Root.Spawn(props)
-	c.user = id.ID
+	pid := c.n.system.Root.Spawn(props)
+	c.mu.Lock()
+	c.pid, c.user = pid, id.ID
+	c.mu.Unlock()
 	c.n.follows.register(id, h.Token, c.pid, t)
-	c.out.extendRead(time.Now().Add(c.n.cfg.DeadAfter))
+	c.heard(time.Now())
 }
 
 func withoutSelf(users []auth.Followee, self string) []auth.Followee {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/presenced/presenced/actors"
 	"github.com/presenced/presenced/cluster"
+	"github.com/presenced/presenced/server/poll"
 	"github.com/presenced/presenced/wire"
 )
 
@@ -31,6 +33,8 @@ type Node struct {
 	placement *cluster.LocalPlacement // nil in a cluster
 	cluster   *member                 // nil on a single node
 	follows   *follows
+	pollOnce  sync.Once
+	poller    *poll.Poller // made by the first socket that can be polled; nil: goroutines read
 
 	mu        sync.Mutex
 	closed    bool
@@ -147,14 +151,42 @@ func (n *Node) ServeConn(nc net.Conn) error {
 	n.conns[c] = struct{}{}
 	n.wg.Add(1)
 	n.mu.Unlock()
-	go func() {
-		defer n.wg.Done()
-		c.serve()
-		n.mu.Lock()
-		delete(n.conns, c)
-		n.mu.Unlock()
-	}()
+	go c.serve()
 	return nil
+}
+
+// pollerFor returns the node's epoll poller for nc, made on first use (so a node on in-memory
+// pipes, as in synctest, never starts one), or nil when nc cannot be polled: then a goroutine
+// reads it.
+func (n *Node) pollerFor(nc net.Conn) *poll.Poller {
+	if n.cfg.NoPoll {
+		return nil
+	}
+	if _, ok := nc.(syscall.Conn); !ok {
+		return nil
+	}
+	n.pollOnce.Do(func() {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		if n.closed {
+			return
+		}
+		p, err := poll.New(runtime.GOMAXPROCS(0))
+		if err != nil {
+			n.log.Warn("epoll is not available: every socket gets a reader goroutine", zap.Error(err))
+			return
+		}
+		n.poller = p
+	})
+	return n.poller
+}
+
+// connDone is called once per connection served, when it is finished.
+func (n *Node) connDone(c *conn) {
+	n.mu.Lock()
+	delete(n.conns, c)
+	n.mu.Unlock()
+	n.wg.Done()
 }
 
 // Stats is a snapshot of the node for operators and tests.
@@ -210,6 +242,10 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		<-done
 	}
 	n.follows.close()
+	n.pollOnce.Do(func() {}) // no poller is made from here on
+	if n.poller != nil {
+		_ = n.poller.Close()
+	}
 	n.stopActors()
 	for _, c := range n.closers {
 		if cerr := c(ctx); cerr != nil && err == nil {

@@ -15,25 +15,32 @@ import (
 
 var _ actors.Socket = (*outbox)(nil)
 
-// outbox is one socket's bounded outbound queue and its writer goroutine. Anyone may queue
-// (Write, Close, pong) without blocking; the writer drains everything queued in one go and
-// writes it with one flush, so frames that arrive together leave in one syscall.
+// outbox is one socket's bounded outbound queue. Anyone may queue (Write, Close, pong, ping)
+// without blocking. A writer goroutine exists only while something is queued: it takes
+// everything queued, writes it with one flush (frames that arrive together leave in one
+// syscall), and exits when the queue is empty, so an idle socket costs no goroutine and no
+// write buffer (buffers come from a pool while writing).
 type outbox struct {
 	nc       net.Conn
 	maxBytes int
 	wtimeout time.Duration
-	grace    time.Duration
-	ping     time.Duration
 
-	mu      sync.Mutex
-	frames  [][]byte
-	bytes   int
-	pong    []byte // payload of a client ping to answer, nil when none
-	closing *closeReq
-	wake    chan struct{} // cap 1: "something queued"
-	done    chan struct{} // closed when the writer has returned
-	stop    chan struct{} // closed to make the writer return now
-	stopped bool
+	// afterClose runs on the writer once the close frame is out and the write side is shut;
+	// afterError once a write failed. Both run at most once, and never both.
+	afterClose func()
+	afterError func()
+
+	mu       sync.Mutex
+	frames   [][]byte
+	bytes    int
+	pong     []byte // payload of a client ping to answer, nil when none
+	ping     bool   // a server ping is due
+	closing  *closeReq
+	writing  bool          // a writer goroutine runs
+	finished bool          // the close frame was written, or a write failed: nothing more goes out
+	stopped  bool          // Stop was called
+	done     chan struct{} // closed when finished
+	wg       sync.WaitGroup
 }
 
 type closeReq struct {
@@ -42,23 +49,32 @@ type closeReq struct {
 }
 
 func newOutbox(nc net.Conn, cfg *Config) *outbox {
-	return &outbox{nc: nc, maxBytes: cfg.MaxQueueBytes, wtimeout: cfg.WriteTimeout, grace: cfg.CloseGrace,
-		ping: cfg.PingInterval, wake: make(chan struct{}, 1), done: make(chan struct{}), stop: make(chan struct{})}
+	return &outbox{nc: nc, maxBytes: cfg.MaxQueueBytes, wtimeout: cfg.WriteTimeout, done: make(chan struct{}),
+		afterClose: func() {}, afterError: func() {}}
 }
 
-func (o *outbox) signal() {
-	select {
-	case o.wake <- struct{}{}:
-	default:
+// writers are pooled: a socket holds one only while its writer runs.
+var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
+
+// kickLocked starts the writer if there is work and none runs.
+func (o *outbox) kickLocked() {
+	if o.writing || o.finished || o.stopped {
+		return
 	}
+	if len(o.frames) == 0 && o.pong == nil && !o.ping && o.closing == nil {
+		return
+	}
+	o.writing = true
+	o.wg.Add(1)
+	go o.run()
 }
 
 // Write queues a text frame. Past maxBytes queued the socket is closed as a slow consumer
 // (4008): it resumes like any drop, and no one else waits for it.
 func (o *outbox) Write(frame []byte) {
 	o.mu.Lock()
+	defer o.mu.Unlock()
 	if o.closing != nil {
-		o.mu.Unlock()
 		return
 	}
 	if o.bytes+len(frame) > o.maxBytes {
@@ -67,19 +83,18 @@ func (o *outbox) Write(frame []byte) {
 		o.frames = append(o.frames, frame)
 		o.bytes += len(frame)
 	}
-	o.mu.Unlock()
-	o.signal()
+	o.kickLocked()
 }
 
 // Close queues an error frame (when code != "") and a close frame after what is queued. The
 // first close wins.
 func (o *outbox) Close(closeCode int, code, msg string) {
 	o.mu.Lock()
+	defer o.mu.Unlock()
 	if o.closing == nil {
 		o.closing = &closeReq{closeCode, code, msg}
 	}
-	o.mu.Unlock()
-	o.signal()
+	o.kickLocked()
 }
 
 // Closing reports whether a close is queued: the reader ignores frames from then on.
@@ -89,58 +104,52 @@ func (o *outbox) Closing() bool {
 	return o.closing != nil
 }
 
-// extendRead moves the read deadline to t unless a close is under way (then the writer owns
-// the deadline: CloseGrace after the close frame).
-func (o *outbox) extendRead(t time.Time) {
-	o.mu.Lock()
-	if o.closing == nil {
-		_ = o.nc.SetReadDeadline(t)
-	}
-	o.mu.Unlock()
-}
-
 // queuePong answers a client's ping control frame.
 func (o *outbox) queuePong(payload []byte) {
 	o.mu.Lock()
+	defer o.mu.Unlock()
 	o.pong = append(o.pong[:0], payload...)
-	o.mu.Unlock()
-	o.signal()
+	o.kickLocked()
 }
 
-// Stop makes the writer return without writing more; it waits for it.
+// queuePing sends a server ping (dead-peer detection).
+func (o *outbox) queuePing() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.ping = true
+	o.kickLocked()
+}
+
+// Stop makes the writer write nothing more and waits for it.
 func (o *outbox) Stop() {
 	o.mu.Lock()
-	if !o.stopped {
-		o.stopped = true
-		close(o.stop)
-	}
+	o.stopped = true
 	o.mu.Unlock()
-	<-o.done
+	o.wg.Wait()
 }
 
-// run is the writer goroutine: the only one that writes to nc. It returns after writing a close
-// frame, on a write error, or on Stop.
+// run is the writer: the only goroutine that writes to nc. It returns when nothing is queued,
+// after writing a close frame, on a write error, or on Stop.
 func (o *outbox) run() {
-	defer close(o.done)
-	bw := bufio.NewWriterSize(o.nc, 4096)
-	tick := time.NewTicker(o.ping)
-	defer tick.Stop()
+	defer o.wg.Done()
+	bw := writers.Get().(*bufio.Writer)
+	bw.Reset(o.nc)
+	defer func() {
+		bw.Reset(nil)
+		writers.Put(bw)
+	}()
 	var batch [][]byte
 	for {
-		ping := false
-		select {
-		case <-o.stop:
-			return
-		case <-o.wake:
-		case <-tick.C:
-			ping = true
-		}
 		o.mu.Lock()
+		if o.stopped || (len(o.frames) == 0 && o.pong == nil && !o.ping && o.closing == nil) {
+			o.writing = false
+			o.mu.Unlock()
+			return
+		}
 		batch, o.frames = o.frames, batch[:0]
 		o.bytes = 0
-		pong := o.pong
-		o.pong = nil
-		cl := o.closing
+		pong, ping, cl := o.pong, o.ping, o.closing
+		o.pong, o.ping = nil, false
 		o.mu.Unlock()
 
 		_ = o.nc.SetWriteDeadline(time.Now().Add(o.wtimeout))
@@ -149,19 +158,20 @@ func (o *outbox) run() {
 		if err == nil {
 			err = bw.Flush()
 		}
-		if err != nil {
-			_ = o.nc.Close() // the reader sees the error and cleans up
-			return
-		}
-		if cl != nil {
-			// Half-close so the client reads our close frame instead of a reset, and give it
-			// CloseGrace to answer before the reader gives up.
+		if err != nil || cl != nil {
+			o.mu.Lock()
+			o.finished, o.writing = true, false
+			close(o.done)
+			o.mu.Unlock()
+			if err != nil {
+				o.afterError()
+				return
+			}
+			// Half-close so the client reads our close frame instead of a reset.
 			if tc, ok := o.nc.(interface{ CloseWrite() error }); ok {
 				_ = tc.CloseWrite()
 			}
-			o.mu.Lock()
-			_ = o.nc.SetReadDeadline(time.Now().Add(o.grace))
-			o.mu.Unlock()
+			o.afterClose()
 			return
 		}
 	}
