@@ -33,6 +33,9 @@ type Config struct {
 	FrameTimeout  time.Duration // a frame that has begun must arrive whole within this (10 s)
 	AuthTimeout   time.Duration // one Authenticate, and one follow-list fetch (all pages) (10 s)
 	MaxQueueBytes int           // outbound bytes queued per socket before a slow-consumer close (256 KiB)
+	// WriteDelay is how long a text frame queued on an idle socket waits for more before the
+	// write (5 ms; negative: write at once). Frames queued in that window leave in one write.
+	WriteDelay time.Duration
 
 	// Rate limit on client frames after hello: RateLimit per second with bursts of RateBurst
 	// (20/s, burst 40). Frames over it are dropped with a rate_limited error; more than
@@ -55,6 +58,10 @@ type Config struct {
 	Log *zap.Logger // nil: no logs
 }
 
+// DefaultWriteDelay is Config.WriteDelay's default: long enough to gather the frames of one
+// burst of flushes for a follower, short against the 20 ms a delivery may take.
+const DefaultWriteDelay = 5 * time.Millisecond
+
 func (c *Config) setDefaults() error {
 	if c.Auth == nil || c.Graph == nil {
 		return errors.New("server: Config.Auth and Config.Graph are required")
@@ -74,6 +81,9 @@ func (c *Config) setDefaults() error {
 	dur(&c.WriteTimeout, 10*time.Second)
 	dur(&c.CloseGrace, 2*time.Second)
 	dur(&c.FrameTimeout, 10*time.Second)
+	if c.WriteDelay == 0 {
+		c.WriteDelay = DefaultWriteDelay
+	}
 	dur(&c.AuthTimeout, 10*time.Second)
 	dur(&c.AbuseWindow, 10*time.Second)
 	dur(&c.RefreshInterval, 10*time.Minute)

@@ -37,7 +37,6 @@ type conn struct {
 	n   *Node
 	nc  net.Conn
 	out *outbox
-	log *zap.Logger
 
 	pid       *actor.PID // the connection actor, after a good hello
 	user      string     // the verified user id, after a good hello
@@ -45,6 +44,7 @@ type conn struct {
 	limiter   *limiter
 	msg       []byte // a fragmented text message being assembled
 
+	polled    bool       // set before the socket is handed to the poller; read by readers
 	desc      *poll.Desc // nil when a goroutine reads
 	start     time.Time
 	lastHeard atomic.Int64 // unix ns of the last frame heard
@@ -59,7 +59,7 @@ type conn struct {
 }
 
 func newConn(n *Node, nc net.Conn) *conn {
-	c := &conn{n: n, nc: nc, out: newOutbox(nc, &n.cfg), log: n.log, actorDone: make(chan struct{})}
+	c := &conn{n: n, nc: nc, out: newOutbox(nc, &n.cfg), actorDone: make(chan struct{})}
 	return c
 }
 
@@ -92,7 +92,7 @@ func (c *conn) serve() {
 	c.start = time.Now()
 	_ = c.nc.SetDeadline(c.start.Add(c.n.cfg.HelloTimeout))
 	if _, err := upgrader.Upgrade(c.nc); err != nil {
-		c.log.Debug("websocket upgrade failed", zap.Error(err))
+		c.logger().Debug("websocket upgrade failed", zap.Error(err))
 		c.nc.Close()
 		c.n.connDone(c)
 		return
@@ -109,6 +109,7 @@ func (c *conn) serve() {
 		// c.mu is held across Add: the first event may come before Add returns, and readable
 		// reads c.desc under c.mu.
 		c.mu.Lock()
+		c.polled = true
 		desc, err := p.Add(c.nc, c.onEvent)
 		if err == nil {
 			c.desc = desc
@@ -116,9 +117,10 @@ func (c *conn) serve() {
 			c.mu.Unlock()
 			return // the poller has it now
 		}
+		c.polled = false
 		c.mu.Unlock()
 		if !errors.Is(err, poll.ErrNotSyscallConn) {
-			c.log.Warn("socket cannot be polled; reading it with a goroutine", zap.Error(err))
+			c.logger().Warn("socket cannot be polled; reading it with a goroutine", zap.Error(err))
 		}
 	}
 	br := bufio.NewReaderSize(c.nc, 512)
@@ -248,7 +250,7 @@ func (c *conn) writeFailed() {
 	polled := c.desc != nil
 	c.mu.Unlock()
 	if polled {
-		c.finish()
+		go c.finish() // not on this goroutine: finish waits for the writer to return
 		return
 	}
 	_ = c.nc.Close() // the reader sees the error and finishes
@@ -288,7 +290,7 @@ func (c *conn) finish() {
 		select {
 		case <-c.actorDone:
 		case <-time.After(c.n.cfg.AuthTimeout):
-			c.log.Warn("connection actor did not stop in time; stopping it")
+			c.logger().Warn("connection actor did not stop in time; stopping it")
 			_ = c.n.system.Root.StopFuture(c.pid).Wait()
 		}
 		c.n.follows.unregister(c.user, c.pid)
@@ -309,11 +311,7 @@ func (c *conn) finish() {
 func (c *conn) readFrame(br *bufio.Reader) bool {
 	h, err := ws.ReadHeader(br)
 	if err != nil {
-		var ne net.Error
-		if c.pid == nil && errors.As(err, &ne) && ne.Timeout() && !c.out.Closing() {
-			c.fail(&wire.Error{Code: wire.ErrHelloTimeout, Msg: "no hello within 10 s", Close: wire.ClosePolicy})
-			c.awaitClose(br)
-		}
+		c.readFailed(br, err)
 		return false
 	}
 	if !h.Masked {
@@ -329,6 +327,7 @@ func (c *conn) readFrame(br *bufio.Reader) bool {
 	defer payloads.Put(bp)
 	payload := (*bp)[:h.Length]
 	if _, err := io.ReadFull(br, payload); err != nil {
+		c.readFailed(br, err)
 		return false
 	}
 	ws.Cipher(payload, h.Mask, 0)
@@ -371,6 +370,24 @@ func (c *conn) readFrame(br *bufio.Reader) bool {
 		c.fail(&wire.Error{Code: wire.ErrBadFrame, Msg: "unknown opcode", Close: wire.CloseProtocolError})
 	}
 	return true
+}
+
+// readFailed handles a read that ended in err: a read deadline before hello is the hello
+// timeout; on a polled socket after hello, a deadline runs only while a frame is being read, so
+// it means the frame trickled in (it holds a goroutine and buffers, hence FrameTimeout). Other
+// errors (EOF, reset, our own close) end the socket as a drop.
+func (c *conn) readFailed(br *bufio.Reader, err error) {
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() || c.out.Closing() {
+		return
+	}
+	switch {
+	case c.pid == nil:
+		c.fail(&wire.Error{Code: wire.ErrHelloTimeout, Msg: "no hello within 10 s", Close: wire.ClosePolicy})
+		c.awaitClose(br)
+	case c.polled:
+		c.fail(&wire.Error{Code: wire.ErrFrameTimeout, Msg: "a frame must arrive whole within 10 s", Close: wire.ClosePolicy})
+	}
 }
 
 // awaitClose waits (within the close grace) for the client's answer to our close, so it reads
@@ -449,7 +466,7 @@ func (c *conn) hello(h wire.Hello) {
 		if errors.Is(err, auth.ErrUnauthorized) {
 			c.fail(&wire.Error{Code: wire.ErrUnauthorized, Msg: "token not accepted: get a new one", Close: wire.CloseUnauthorized})
 		} else {
-			c.log.Warn("authentication failed", zap.Error(err))
+			c.logger().Warn("authentication failed", zap.Error(err))
 			c.fail(&wire.Error{Code: wire.ErrInternal, Msg: "could not check the token: try again", Close: wire.CloseInternal})
 		}
 		return
@@ -460,11 +477,10 @@ func (c *conn) hello(h wire.Hello) {
 			c.fail(&wire.Error{Code: wire.ErrUnauthorized, Msg: "token not accepted: get a new one", Close: wire.CloseUnauthorized})
 			return
 		}
-		c.log.Warn("loading follow graph failed", zap.String("user", id.ID), zap.Error(err))
+		c.logger().Warn("loading follow graph failed", zap.String("user", id.ID), zap.Error(err))
 		c.fail(&wire.Error{Code: wire.ErrInternal, Msg: "could not load whom you follow: try again", Close: wire.CloseInternal})
 		return
 	}
-	c.log = c.log.With(zap.String("user", id.ID))
 	c.limiter = newLimiter(&c.n.cfg)
 	done := c.actorDone
 	spec := actors.ConnSpec{User: id.ID, Login: id.Login, Following: withoutSelf(t.list, id.ID), GraphVersion: t.version, Hello: h, Socket: c.out}
@@ -497,4 +513,13 @@ func onStopped(done chan struct{}) actor.ReceiverMiddleware {
 			}
 		}
 	}
+}
+
+// logger names the user once known. The field is added per line, not kept: zap's With clones
+// the encoder (a 1 KiB buffer), which would cost more than an idle connection.
+func (c *conn) logger() *zap.Logger {
+	if c.user == "" {
+		return c.n.log
+	}
+	return c.n.log.With(zap.String("user", c.user))
 }

@@ -19,11 +19,14 @@ var _ actors.Socket = (*outbox)(nil)
 // without blocking. A writer goroutine exists only while something is queued: it takes
 // everything queued, writes it with one flush (frames that arrive together leave in one
 // syscall), and exits when the queue is empty, so an idle socket costs no goroutine and no
-// write buffer (buffers come from a pool while writing).
+// write buffer (buffers come from a pool while writing). A text frame queued on an idle outbox
+// starts the writer only after the write delay (Config.WriteDelay), so frames that come close
+// together share one write; control frames and closes start it at once.
 type outbox struct {
 	nc       net.Conn
 	maxBytes int
 	wtimeout time.Duration
+	delay    time.Duration // text frames wait this long for company before a writer starts
 
 	// afterClose runs on the writer once the close frame is out and the write side is shut;
 	// afterError once a write failed. Both run at most once, and never both.
@@ -37,6 +40,8 @@ type outbox struct {
 	ping     bool   // a server ping is due
 	closing  *closeReq
 	writing  bool          // a writer goroutine runs
+	waiting  bool          // timer is armed to start the writer
+	timer    *time.Timer   // made on the first delayed write, then reused
 	finished bool          // the close frame was written, or a write failed: nothing more goes out
 	stopped  bool          // Stop was called
 	done     chan struct{} // closed when finished
@@ -49,8 +54,35 @@ type closeReq struct {
 }
 
 func newOutbox(nc net.Conn, cfg *Config) *outbox {
-	return &outbox{nc: nc, maxBytes: cfg.MaxQueueBytes, wtimeout: cfg.WriteTimeout, done: make(chan struct{}),
-		afterClose: func() {}, afterError: func() {}}
+	return &outbox{nc: nc, maxBytes: cfg.MaxQueueBytes, wtimeout: cfg.WriteTimeout, delay: max(cfg.WriteDelay, 0),
+		done: make(chan struct{}), afterClose: func() {}, afterError: func() {}}
+}
+
+// soonLocked starts the writer after the write delay, so that frames queued meanwhile (other
+// users' flushes reaching the same follower) leave in the same write. One loopback write costs
+// about as much as handling several frames, so batching is the main lever on fan-out throughput.
+func (o *outbox) soonLocked() {
+	if o.delay == 0 {
+		o.kickLocked()
+		return
+	}
+	if o.waiting || o.writing || o.finished || o.stopped {
+		return // a writer runs or will run: it takes this frame too
+	}
+	o.waiting = true
+	if o.timer == nil {
+		o.timer = time.AfterFunc(o.delay, o.delayed)
+		return
+	}
+	o.timer.Reset(o.delay)
+}
+
+// delayed runs on the timer's goroutine when the write delay is over.
+func (o *outbox) delayed() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.waiting = false
+	o.kickLocked()
 }
 
 // writers are pooled: a socket holds one only while its writer runs.
@@ -82,6 +114,8 @@ func (o *outbox) Write(frame []byte) {
 	} else {
 		o.frames = append(o.frames, frame)
 		o.bytes += len(frame)
+		o.soonLocked()
+		return
 	}
 	o.kickLocked()
 }
@@ -124,6 +158,9 @@ func (o *outbox) queuePing() {
 func (o *outbox) Stop() {
 	o.mu.Lock()
 	o.stopped = true
+	if o.timer != nil {
+		o.timer.Stop()
+	}
 	o.mu.Unlock()
 	o.wg.Wait()
 }

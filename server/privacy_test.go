@@ -29,6 +29,14 @@ func TestPrivacy(t *testing.T) {
 
 		// Hidden project: the setting comes from one window, the project from the other.
 		a.Send(wire.Privacy{Has: wire.PrivacyShareProject})
+		// Barrier: once the pong is back, the setting reached alice's user actor before the
+		// status below (sent on another socket). carol's o may come first (alice follows her).
+		a.Send(wire.Ping{})
+		for f := a.Next(); f != (wire.Pong{}); f = a.Next() {
+			if o, ok := f.(wire.Online); !ok || o.ID != "carol" {
+				t.Fatalf("alice: want carol's o or pong, got %#v", f)
+			}
+		}
 		a2.Send(status(wire.Coding, "TopSecret", "Go"))
 		start := time.Now()
 		b.ExpectRaw(`{"t":"u","id":"alice","a":"Coding","l":"Go"}`)

@@ -22,7 +22,12 @@ func vnode(t *testing.T, graph map[string][]string) *testkit.Node {
 	return vnodeWith(t, testkit.DevConfig(graph))
 }
 
+// vnodeWith starts a pipe node. Frames are written at once (no write delay) so that the times
+// asserted are the product's rules alone; TestWriteDelayBatches covers the delay.
 func vnodeWith(t *testing.T, cfg server.Config) *testkit.Node {
+	if cfg.WriteDelay == 0 {
+		cfg.WriteDelay = -1
+	}
 	return testkit.StartPipeNode(t, cfg)
 }
 
@@ -377,5 +382,30 @@ func TestSlowConsumer(t *testing.T) {
 		if !errors.As(err, &ce) || ce.Code != wire.CloseSlowConsumer {
 			t.Fatalf("bob: want close 4008, got %v", err)
 		}
+	})
+}
+
+// TestWriteDelayBatches: frames for one follower that are queued within the write delay wait
+// for it and leave together: two flushes 3 ms apart both arrive 5 ms after the first.
+func TestWriteDelayBatches(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testkit.DevConfig(map[string][]string{"bob": {"alice", "carol"}})
+		cfg.WriteDelay = server.DefaultWriteDelay
+		n := vnodeWith(t, cfg)
+		b := vconnect(t, n, wire.Hello{Token: "bob"})
+		a := vconnect(t, n, wire.Hello{Token: "alice"})
+		c := vconnect(t, n, wire.Hello{Token: "carol"})
+		b.Expect(wire.Online{ID: "alice", Presence: online(wire.Idle, "", "")})
+		b.Expect(wire.Online{ID: "carol", Presence: online(wire.Idle, "", "")})
+		time.Sleep(time.Minute)
+
+		start := time.Now()
+		a.Send(coding())
+		time.Sleep(3 * time.Millisecond)
+		c.Send(coding())
+		b.Expect(wire.Update{ID: "alice", Has: wire.FieldActivity, Activity: wire.Coding})
+		since(t, start, 2*time.Second+server.DefaultWriteDelay)
+		b.Expect(wire.Update{ID: "carol", Has: wire.FieldActivity, Activity: wire.Coding})
+		since(t, start, 2*time.Second+server.DefaultWriteDelay)
 	})
 }

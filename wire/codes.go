@@ -27,6 +27,7 @@ const (
 	ErrBinary         = "binary_unsupported"
 	ErrTooBig         = "frame_too_big"
 	ErrHelloTimeout   = "hello_timeout"
+	ErrFrameTimeout   = "frame_timeout"
 	ErrHelloExpected  = "hello_expected"
 	ErrDuplicateHello = "duplicate_hello"
 	ErrUnauthorized   = "unauthorized"
