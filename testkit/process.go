@@ -81,10 +81,15 @@ func StartProcess(tb testing.TB, bin string, args ...string) *Proc {
 	return p
 }
 
+// defaultProcArgs end every process's arguments: free loopback ports for both listeners (several
+// processes share one machine), no drain delay (tests stop processes often) and JSON logs (the
+// harness reads the listening address from them).
+var defaultProcArgs = []string{"--listen", "127.0.0.1:0", "--internal-listen", "127.0.0.1:0", "--drain-delay", "0", "--log-format", "json"}
+
 // StartProcessE is StartProcess returning its error, for callers on other goroutines (which
 // must not call t.Fatal). t.Cleanup still kills the process.
 func StartProcessE(tb testing.TB, bin string, args ...string) (*Proc, error) {
-	args = append(args, "--listen", "127.0.0.1:0", "--log-format", "json")
+	args = append(args, defaultProcArgs...)
 	p := &Proc{cmd: exec.Command(bin, args...), args: args, done: make(chan struct{}), changed: make(chan struct{}, 1)}
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
@@ -176,6 +181,6 @@ func (p *Proc) Stop(tb testing.TB) {
 func (p *Proc) Restart(tb testing.TB) *Proc {
 	tb.Helper()
 	<-p.done
-	// The arguments end with the --listen/--log-format pair StartProcess added.
-	return StartProcess(tb, p.cmd.Path, p.args[:len(p.args)-4]...)
+	// The arguments end with the defaultProcArgs StartProcess added.
+	return StartProcess(tb, p.cmd.Path, p.args[:len(p.args)-len(defaultProcArgs)]...)
 }

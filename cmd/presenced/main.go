@@ -3,7 +3,9 @@
 //
 //	go run ./cmd/presenced --auth dev --graph examples/graph.json
 //
-// Every flag has an environment equivalent: --away-after is PRESENCED_AWAY_AFTER.
+// Every setting is a flag, an environment variable (--away-after is PRESENCED_AWAY_AFTER) or a
+// key of the --config YAML file (away-after: 5m); presenced --help lists them. Health, readiness
+// and pprof are on the internal listener (internal.go); SIGTERM drains (see drain).
 package main
 
 import (
@@ -16,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -28,26 +31,6 @@ import (
 	"github.com/presenced/presenced/server"
 )
 
-type options struct {
-	listen       string
-	authMode     string
-	graph        string
-	debounce     time.Duration
-	awayAfter    time.Duration
-	resumeWindow time.Duration
-	logFormat    string
-	redisURL     string
-	clusterHost  string
-	clusterPort  int
-	amPort       int
-	members      string
-	shutdown     time.Duration
-	githubAPI    string
-	tokenTTL     time.Duration
-	refresh      time.Duration
-	set          map[string]bool // flags given on the command line or in the environment
-}
-
 func main() {
 	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "presenced:", err)
@@ -55,55 +38,10 @@ func main() {
 	}
 }
 
-func parse(args []string) (options, error) {
-	d := actors.DefaultUserConfig()
-	var o options
-	fs := flag.NewFlagSet("presenced", flag.ContinueOnError)
-	fs.StringVar(&o.listen, "listen", ":8080", "address for WebSockets (served at /ws)")
-	fs.StringVar(&o.authMode, "auth", "github", "how hello tokens are checked: github or dev (dev: the token is the username; local use only)")
-	fs.StringVar(&o.graph, "graph", "", "dev auth only: JSON file {\"bob\": [\"alice\"]} meaning bob follows alice")
-	fs.DurationVar(&o.debounce, "debounce", d.Debounce, "changes are collected this long before followers get them")
-	fs.DurationVar(&o.awayAfter, "away-after", d.AwayAfter, "no status frame for this long shows a user as Away")
-	fs.DurationVar(&o.resumeWindow, "resume-window", d.ResumeWindow, "a dropped window may resume this long before followers see it go")
-	fs.StringVar(&o.logFormat, "log-format", "console", "log format: console or json")
-	fs.StringVar(&o.clusterHost, "cluster-host", "127.0.0.1", "cluster: the address other members reach this node at")
-	fs.IntVar(&o.clusterPort, "cluster-port", 0, "cluster: actor remoting port; 0 runs a single node (needs --redis when set)")
-	fs.IntVar(&o.amPort, "cluster-automanage-port", 0, "cluster: port of this member's automanaged membership endpoint (HTTP, all interfaces)")
-	fs.StringVar(&o.members, "cluster-members", "", "cluster: comma-separated host:automanage-port of every member, this one included")
-	fs.StringVar(&o.redisURL, "redis", "", "Redis URL (redis://host:port/db) for the bus and store; empty: embedded in-memory single node")
-	fs.DurationVar(&o.shutdown, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
-	fs.StringVar(&o.githubAPI, "github-api", "https://api.github.com", "github auth: base URL of the GitHub REST API (GitHub Enterprise: https://HOST/api/v3)")
-	fs.DurationVar(&o.tokenTTL, "github-token-ttl", 5*time.Minute, "github auth: a verified token is trusted this long before GET /user checks it again")
-	fs.DurationVar(&o.refresh, "graph-refresh", 10*time.Minute, "how often a connected user's follow list is revalidated (ETag: unchanged pages cost no rate limit)")
-	// Environment first, flags override: PRESENCED_<FLAG NAME, upper case, - as _>.
-	var envErr error
-	o.set = map[string]bool{}
-	fs.VisitAll(func(f *flag.Flag) {
-		key := "PRESENCED_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v, ok := os.LookupEnv(key); ok {
-			o.set[f.Name] = true
-			if err := f.Value.Set(v); err != nil && envErr == nil {
-				envErr = fmt.Errorf("%s=%q: %w", key, v, err)
-			}
-		}
-	})
-	if envErr != nil {
-		return o, envErr
-	}
-	if err := fs.Parse(args); err != nil {
-		return o, err
-	}
-	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
-	if o.debounce <= 0 || o.awayAfter <= 0 || o.resumeWindow <= 0 {
-		return o, errors.New("--debounce, --away-after and --resume-window must be positive")
-	}
-	if o.tokenTTL <= 0 || o.refresh <= 0 {
-		return o, errors.New("--github-token-ttl and --graph-refresh must be positive")
-	}
-	return o, nil
-}
-
 func run(args []string) error {
+	if len(args) > 0 && args[0] == "healthcheck" {
+		return healthcheck(args[1:])
+	}
 	o, err := parse(args)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
@@ -117,44 +55,137 @@ func run(args []string) error {
 	}
 	defer func() { _ = log.Sync() }()
 	cluster.SetRedisLogger(log)
+	logSettings(log, o)
 
+	// Caught from here on: a signal that arrives while the node starts drains it once it runs.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	a, err := start(o, log)
+	if err != nil {
+		return err
+	}
+	return a.run(sigs)
+}
+
+// app is one running presenced: the node, its public listener and the internal one. Only the
+// goroutine that called start calls run (and so stop).
+type app struct {
+	o        options
+	log      *zap.Logger
+	node     *server.Node
+	pub      net.Listener
+	ready    *readiness
+	internal *internalServer // nil with --internal-listen ""
+	served   chan struct{}   // closed when node.Serve has returned
+	serveErr error           // node.Serve's result, set before served is closed
+	stopWarn func()          // ends the dev-auth warnings and waits for them; nil with GitHub auth
+}
+
+// start binds both listeners, builds the node and serves. The listeners are bound before the
+// node is built (joining a cluster takes seconds), so a taken port fails at once; the internal
+// one serves from then on, so liveness answers while readiness still says "starting".
+func start(o options, log *zap.Logger) (*app, error) {
 	cfg, err := nodeConfig(o, log)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	node, err := server.New(cfg)
+	pub, err := net.Listen("tcp", o.listen)
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("listen on %s: %w (choose another with --listen)", o.listen, err)
 	}
-	ln, err := net.Listen("tcp", o.listen)
+	a := &app{o: o, log: log, pub: pub, ready: &readiness{}, served: make(chan struct{})}
+	internalAddr := "none"
+	if o.internalListen != "" {
+		iln, err := net.Listen("tcp", o.internalListen)
+		if err != nil {
+			_ = pub.Close()
+			return nil, fmt.Errorf("internal listener on %s: %w (choose another with --internal-listen, or \"\" for none)", o.internalListen, err)
+		}
+		a.internal = startInternal(iln, internalMux(a.ready, o.pprof), log)
+		internalAddr = a.internal.addr.String()
+	}
+	a.node, err = server.New(cfg)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w (choose another with --listen)", o.listen, err)
+		_ = pub.Close()
+		if a.internal != nil {
+			_ = a.internal.stop()
+		}
+		return nil, err
 	}
-	log.Info("presenced listening", zap.String("addr", ln.Addr().String()), zap.String("path", "/ws"),
-		zap.Duration("debounce", o.debounce), zap.Duration("away_after", o.awayAfter), zap.Duration("resume_window", o.resumeWindow),
-		zap.Bool("redis", o.redisURL != "")) // the URL may hold a password: never logged
-
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
+	go func() {
+		defer close(a.served)
+		a.serveErr = a.node.Serve(pub)
+	}()
+	a.ready.setNode(a.node)
 	if o.authMode == "dev" {
-		go warnDevAuth(ctx, log, time.Minute)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); warnDevAuth(ctx, log, time.Minute) }()
+		a.stopWarn = func() { cancel(); <-done }
 	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- node.Serve(ln) }()
+	log.Info("presenced listening", zap.String("addr", pub.Addr().String()), zap.String("path", "/ws"),
+		zap.String("internal", internalAddr))
+	return a, nil
+}
+
+// run serves until a signal (then drains) or until a listener fails, and stops.
+func (a *app) run(sigs <-chan os.Signal) error {
+	var internalDone <-chan struct{} // nil without an internal listener: never ready
+	if a.internal != nil {
+		internalDone = a.internal.done
+	}
 	select {
-	case err := <-serveErr:
-		return err
-	case <-ctx.Done():
+	case sig := <-sigs:
+		drain(&a.ready.draining, a.o.drainDelay, sig, sigs, a.log)
+	case <-a.served: // the accept loop failed; stop reports why
+	case <-internalDone:
 	}
-	log.Info("shutting down: telling clients to resume elsewhere")
-	// A fresh context: the signal one is already cancelled.
-	sctx, cancel := context.WithTimeout(context.Background(), o.shutdown)
-	defer cancel()
-	if err := node.Shutdown(sctx); err != nil {
+	return a.stop()
+}
+
+// drain is the first half of a graceful stop: readiness fails at once and the node keeps
+// serving for delay, so that load balancers, which learn from /readyz, stop sending new
+// connections before the node stops accepting. A second signal cuts the delay short.
+func drain(draining *atomic.Bool, delay time.Duration, sig os.Signal, sigs <-chan os.Signal, log *zap.Logger) {
+	draining.Store(true)
+	log.Info("draining: readiness is off; shutting down after the drain delay (signal again to skip it)",
+		zap.Stringer("signal", sig), zap.Duration("drain_delay", delay))
+	if delay <= 0 {
+		return
+	}
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case sig := <-sigs:
+		log.Info("second signal: skipping the rest of the drain delay", zap.Stringer("signal", sig))
+	}
+}
+
+// stop shuts the node down (clients are told to resume elsewhere), then the internal listener.
+func (a *app) stop() error {
+	a.ready.draining.Store(true) // also when a listener failed
+	a.log.Info("shutting down: telling clients to resume elsewhere")
+	// A fresh context, bounded by --shutdown-timeout from now: the drain delay is not part of it.
+	ctx, cancel := context.WithTimeout(context.Background(), a.o.shutdown)
+	err := a.node.Shutdown(ctx)
+	cancel()
+	<-a.served
+	_ = a.pub.Close() // Serve closes it, unless Shutdown came before Serve ever ran
+	if !errors.Is(a.serveErr, server.ErrClosed) {
+		err = errors.Join(a.serveErr, err)
+	}
+	if a.internal != nil {
+		err = errors.Join(err, a.internal.stop())
+	}
+	if a.stopWarn != nil {
+		a.stopWarn()
+	}
+	if err != nil {
 		return err
 	}
-	<-serveErr
-	log.Info("stopped")
+	a.log.Info("stopped")
 	return nil
 }
 

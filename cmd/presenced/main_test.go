@@ -3,10 +3,11 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
+	"net/http"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -89,38 +90,57 @@ func TestDevAuthWarnsEveryPeriod(t *testing.T) {
 	})
 }
 
-// TestProcess runs the real binary the way the README does, serves a client, and checks that
-// SIGTERM tells the client to resume elsewhere (1012) and exits 0.
+// TestProcess runs the real binary the way the README does, serves a client, and checks the
+// drain: SIGTERM turns /readyz off at once while the client stays connected, a second SIGTERM
+// skips the rest of the drain delay, the client is told to resume elsewhere (1012), and the
+// process exits 0. `presenced healthcheck` probes the running process.
 func TestProcess(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "presenced")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	cmd := exec.Command(bin, "--auth", "dev", "--graph", "../../examples/graph.json", "--listen", "127.0.0.1:0", "--log-format", "json")
+	cmd := exec.Command(bin, "--auth", "dev", "--graph", "../../examples/graph.json", "--listen", "127.0.0.1:0",
+		"--internal-listen", "127.0.0.1:0", "--drain-delay", "1h", "--shutdown-timeout", "2h", "--log-format", "json")
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	addr := make(chan string, 1)
+	type logLine struct{ Msg, Addr, Internal string }
+	lines := make(chan logLine, 16)
+	logsDone := make(chan struct{})
 	go func() {
-		re := regexp.MustCompile(`"addr":"([^"]+)"`)
+		defer close(logsDone)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				addr <- m[1]
+			var l logLine
+			if json.Unmarshal(sc.Bytes(), &l) == nil {
+				select {
+				case lines <- l:
+				default: // nobody waits for this many lines
+				}
 			}
 		}
 	}()
-	var a string
-	select {
-	case a = <-addr:
-	case <-time.After(30 * time.Second):
-		t.Fatal("no listening log line")
+	waitLog := func(msg string) logLine {
+		t.Helper()
+		deadline := time.After(30 * time.Second)
+		for {
+			select {
+			case l := <-lines:
+				if strings.HasPrefix(l.Msg, msg) {
+					return l
+				}
+			case <-deadline:
+				t.Fatalf("no %q log line", msg)
+			}
+		}
 	}
+	l := waitLog("presenced listening")
+	in := "http://" + l.Internal
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := client.Dial(ctx, "ws://"+a+"/ws", client.Options{})
+	c, err := client.Dial(ctx, "ws://"+l.Addr+"/ws", client.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +148,18 @@ func TestProcess(t *testing.T) {
 	if err != nil || w.ID != "bob" || len(s.Users) != 3 {
 		t.Fatalf("hello: %+v %+v %v", w, s, err)
 	}
+	expect(t, in+"/readyz", http.StatusOK, "ok")
+	if out, err := exec.Command(bin, "healthcheck", in+"/healthz").CombinedOutput(); err != nil {
+		t.Fatalf("presenced healthcheck: %v\n%s", err, out)
+	}
+
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitLog("draining")
+	expect(t, in+"/readyz", http.StatusServiceUnavailable, "draining")
+	expect(t, in+"/healthz", http.StatusOK, "ok")
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil { // skips the hour
 		t.Fatal(err)
 	}
 	f, _, err := c.Read()
@@ -140,6 +171,7 @@ func TestProcess(t *testing.T) {
 	if !errors.As(err, &ce) || ce.Code != wire.CloseServiceRestart || ce.Advice() != wire.AdviceResume {
 		t.Fatalf("want close 1012 (resume), got %v", err)
 	}
+	<-logsDone // stderr is at EOF: the process has exited
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("exit: %v", err)
 	}

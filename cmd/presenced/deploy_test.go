@@ -1,0 +1,202 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// The deploy/ files are YAML that nothing in the build reads; these tests parse them and check
+// that what they tell presenced is accepted by presenced and agrees with its timings.
+
+// decodeAll decodes every YAML document of the file at path into a new T.
+func decodeAll[T any](t *testing.T, path string) []T {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []T
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	for {
+		var v T
+		err := dec.Decode(&v)
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		out = append(out, v)
+	}
+}
+
+// TestDeployYAMLParses: every YAML file under deploy/ is valid YAML.
+func TestDeployYAMLParses(t *testing.T) {
+	var files []string
+	err := filepath.WalkDir("../../deploy", func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && (strings.HasSuffix(p, ".yml") || strings.HasSuffix(p, ".yaml")) {
+			files = append(files, p)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) < 2 {
+		t.Fatalf("found %v, want the compose file and the k8s manifests", files)
+	}
+	for _, f := range files {
+		if docs := decodeAll[yaml.Node](t, f); len(docs) == 0 {
+			t.Errorf("%s: no YAML document", f)
+		}
+	}
+}
+
+// TestDeployCompose: each node's environment is accepted by presenced, the nodes list one
+// another as members, the health check is the default internal listener's /healthz, and
+// Docker waits long enough for a drain.
+func TestDeployCompose(t *testing.T) {
+	type service struct {
+		Environment     map[string]string       `yaml:"environment"`
+		Healthcheck     struct{ Test []string } `yaml:"healthcheck"`
+		StopGracePeriod string                  `yaml:"stop_grace_period"`
+	}
+	var compose struct {
+		Services map[string]service `yaml:"services"`
+	}
+	docs := decodeAll[yaml.Node](t, "../../deploy/docker-compose.yml")
+	if err := docs[0].Decode(&compose); err != nil {
+		t.Fatal(err)
+	}
+	nodes := 0
+	for name, svc := range compose.Services {
+		if !strings.HasPrefix(name, "presenced") {
+			continue
+		}
+		nodes++
+		t.Run(name, func(t *testing.T) {
+			for k, v := range svc.Environment {
+				t.Setenv(k, v)
+			}
+			o, err := parse(nil)
+			if err != nil {
+				t.Fatalf("presenced refuses the environment: %v", err)
+			}
+			self := fmt.Sprintf("%s:%d", o.clusterHost, o.amPort)
+			if o.clusterPort == 0 || o.redisURL == "" || !slices.Contains(strings.Split(o.members, ","), self) {
+				t.Errorf("not a cluster member over Redis listing itself (%s) in %q", self, o.members)
+			}
+			if !slices.Equal(svc.Healthcheck.Test, []string{"CMD", "/presenced", "healthcheck"}) || o.internalListen != defaultInternalListen() {
+				t.Errorf("health check %v against --internal-listen %s: `presenced healthcheck` probes %s", svc.Healthcheck.Test, o.internalListen, defaultHealthURL)
+			}
+			grace, err := time.ParseDuration(svc.StopGracePeriod)
+			if err != nil || grace <= o.drainDelay+o.shutdown+internalShutdownTimeout {
+				t.Errorf("stop_grace_period %q does not cover drain %v + shutdown %v + %v", svc.StopGracePeriod, o.drainDelay, o.shutdown, internalShutdownTimeout)
+			}
+		})
+	}
+	if nodes != 3 {
+		t.Errorf("%d presenced services, want 3", nodes)
+	}
+}
+
+// k8sObject is the part of a manifest TestDeployKubernetes reads.
+type k8sObject struct {
+	Kind     string
+	Metadata struct{ Name string }
+	Spec     struct {
+		ClusterIP                string `yaml:"clusterIP"`
+		PublishNotReadyAddresses bool   `yaml:"publishNotReadyAddresses"`
+		ServiceName              string `yaml:"serviceName"`
+		Replicas                 int
+		Template                 struct {
+			Spec struct {
+				TerminationGracePeriodSeconds int `yaml:"terminationGracePeriodSeconds"`
+				Containers                    []struct {
+					Args  []string
+					Ports []struct {
+						Name          string
+						ContainerPort int `yaml:"containerPort"`
+					}
+					LivenessProbe  k8sProbe `yaml:"livenessProbe"`
+					ReadinessProbe k8sProbe `yaml:"readinessProbe"`
+					Lifecycle      struct {
+						PreStop struct{ Sleep struct{ Seconds int } } `yaml:"preStop"`
+					}
+				}
+			}
+		}
+	}
+}
+
+type k8sProbe struct {
+	HTTPGet struct{ Path, Port string } `yaml:"httpGet"`
+}
+
+// TestDeployKubernetes: the StatefulSet's flags are accepted by presenced, its probes hit the
+// internal listener, the member list is the pods' stable names, and the grace period covers
+// preStop, drain delay, shutdown timeout and the internal listener's stop.
+func TestDeployKubernetes(t *testing.T) {
+	objs := decodeAll[k8sObject](t, "../../deploy/k8s/presenced.yaml")
+	byKind := map[string][]k8sObject{}
+	for _, o := range objs {
+		byKind[o.Kind] = append(byKind[o.Kind], o)
+	}
+	if len(byKind["StatefulSet"]) != 1 || len(byKind["PodDisruptionBudget"]) != 1 || len(byKind["Service"]) != 2 {
+		t.Fatalf("kinds: %v", byKind)
+	}
+	sts := byKind["StatefulSet"][0]
+	var peers *k8sObject
+	for i, s := range byKind["Service"] {
+		if s.Metadata.Name == sts.Spec.ServiceName {
+			peers = &byKind["Service"][i]
+		}
+	}
+	if peers == nil || peers.Spec.ClusterIP != "None" || !peers.Spec.PublishNotReadyAddresses {
+		t.Fatalf("the StatefulSet's service %q must be headless and publish not-ready addresses: %+v", sts.Spec.ServiceName, peers)
+	}
+	pod := sts.Spec.Template.Spec
+	if len(pod.Containers) != 1 {
+		t.Fatalf("%d containers", len(pod.Containers))
+	}
+	c := pod.Containers[0]
+	o, err := parse(c.Args)
+	if err != nil {
+		t.Fatalf("presenced refuses the StatefulSet's args: %v", err)
+	}
+	ports := map[string]int{}
+	for _, p := range c.Ports {
+		ports[p.Name] = p.ContainerPort
+	}
+	_, port, err := net.SplitHostPort(o.internalListen)
+	if err != nil || port != fmt.Sprint(ports["internal"]) {
+		t.Errorf("--internal-listen %s is not the container port named internal (%d)", o.internalListen, ports["internal"])
+	}
+	if c.LivenessProbe.HTTPGet != (struct{ Path, Port string }{"/healthz", "internal"}) ||
+		c.ReadinessProbe.HTTPGet != (struct{ Path, Port string }{"/readyz", "internal"}) {
+		t.Errorf("probes: liveness %+v, readiness %+v", c.LivenessProbe.HTTPGet, c.ReadinessProbe.HTTPGet)
+	}
+	var want []string
+	for i := range sts.Spec.Replicas {
+		want = append(want, fmt.Sprintf("%s-%d.%s:%d", sts.Metadata.Name, i, sts.Spec.ServiceName, o.amPort))
+	}
+	if o.members != strings.Join(want, ",") || ports["automanage"] != o.amPort || ports["remoting"] != o.clusterPort {
+		t.Errorf("--cluster-members %q, want %q (ports %v)", o.members, strings.Join(want, ","), ports)
+	}
+	preStop := time.Duration(c.Lifecycle.PreStop.Sleep.Seconds) * time.Second
+	grace := time.Duration(pod.TerminationGracePeriodSeconds) * time.Second
+	if preStop <= 0 || grace <= preStop+o.drainDelay+o.shutdown+internalShutdownTimeout {
+		t.Errorf("terminationGracePeriodSeconds %v does not cover preStop %v + drain %v + shutdown %v + %v", grace, preStop, o.drainDelay, o.shutdown, internalShutdownTimeout)
+	}
+}
