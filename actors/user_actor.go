@@ -54,7 +54,6 @@ type timerKey struct {
 type userActor struct {
 	d        *Deps
 	user     string
-	log      *zap.Logger
 	self     *actor.PID
 	rules    *User
 	timers   map[timerKey]armed
@@ -79,7 +78,6 @@ func (a *userActor) Receive(ctx actor.Context) {
 		if a.user == "" {
 			a.user = pcluster.GetClusterIdentity(ctx).GetIdentity()
 		}
-		a.log = a.d.Log.With(zap.String("user", a.user))
 		a.timers = map[timerKey]armed{}
 		var eff Effects
 		a.rules, eff = a.load()
@@ -126,7 +124,7 @@ func (a *userActor) Receive(ctx actor.Context) {
 		}
 	case *actorpb.Envelope:
 		if m.GetVersion() > actorpb.EnvelopeVersion {
-			a.log.Warn("dropping a message from a newer envelope version", zap.Uint32("version", m.GetVersion()))
+			a.logger().Warn("dropping a message from a newer envelope version", zap.Uint32("version", m.GetVersion()))
 			return
 		}
 		if a.isFenced {
@@ -175,7 +173,7 @@ func (a *userActor) track(on bool) {
 		err = gt.Untrack(ctx, a.d.Member, a.user)
 	}
 	if err != nil {
-		a.log.Warn("recording where the user actor lives failed; if this node dies the user waits for its next message", zap.Error(err))
+		a.logger().Warn("recording where the user actor lives failed; if this node dies the user waits for its next message", zap.Error(err))
 	}
 }
 
@@ -188,10 +186,10 @@ func (a *userActor) load() (*User, Effects) {
 	switch {
 	case errors.Is(err, cluster.ErrNotFound):
 	case err != nil:
-		a.log.Error("loading user record failed; starting from an empty record", zap.Error(err))
+		a.logger().Error("loading user record failed; starting from an empty record", zap.Error(err))
 	default:
 		if err := proto.Unmarshal(b, &rec); err != nil {
-			a.log.Error("user record does not decode; starting from an empty record", zap.Error(err))
+			a.logger().Error("user record does not decode; starting from an empty record", zap.Error(err))
 		}
 	}
 	return RestoreUser(a.d.User, a.d.NewToken, stateFromPB(&rec), time.Now())
@@ -253,7 +251,7 @@ func (a *userActor) onEnvelope(ctx actor.Context, env *actorpb.Envelope) {
 		d := b.Detach
 		a.apply(ctx, a.rules.Detach(now, d.GetWindow(), connID(d.GetConn()), d.GetBye(), time.UnixMilli(d.GetLastHeardMs())))
 	default:
-		a.log.Warn("user actor dropping a message it does not handle", zap.String("type", typeName(env)))
+		a.logger().Warn("user actor dropping a message it does not handle", zap.String("type", typeName(env)))
 	}
 }
 
@@ -290,12 +288,12 @@ func (a *userActor) persistAndPublish(publish bool) {
 	cur := presenceToPB(a.user, a.rules.Published())
 	rec, err := proto.Marshal(stateToPB(a.user, a.rules.State()))
 	if err != nil {
-		a.log.Error("marshal user record", zap.Error(err))
+		a.logger().Error("marshal user record", zap.Error(err))
 		return
 	}
 	payload, err := proto.Marshal(envelope(cur))
 	if err != nil {
-		a.log.Error("marshal presence", zap.Error(err))
+		a.logger().Error("marshal presence", zap.Error(err))
 		return
 	}
 	err = a.write(ctx, rec, payload, publish)
@@ -305,7 +303,7 @@ func (a *userActor) persistAndPublish(publish bool) {
 	}
 	if err != nil {
 		if !a.ioPending {
-			a.log.Warn("writing presence failed; retrying until it works", zap.Error(err))
+			a.logger().Warn("writing presence failed; retrying until it works", zap.Error(err))
 		}
 		a.ioPending, a.ioPublish = true, publish
 		a.ioBackoff = min(max(2*a.ioBackoff, 100*time.Millisecond), 10*time.Second)
@@ -318,7 +316,7 @@ func (a *userActor) persistAndPublish(publish bool) {
 		return
 	}
 	if a.ioPending {
-		a.log.Info("writing presence works again")
+		a.logger().Info("writing presence works again")
 	}
 	a.ioPending, a.ioPublish, a.ioBackoff = false, false, 0
 }
@@ -360,7 +358,7 @@ func (a *userActor) renew() {
 		return
 	}
 	if err != nil {
-		a.log.Warn("renewing the user's lease failed; retrying", zap.Error(err))
+		a.logger().Warn("renewing the user's lease failed; retrying", zap.Error(err))
 	}
 	a.armRenew()
 }
@@ -369,7 +367,7 @@ func (a *userActor) renew() {
 // again: it closes its windows' sockets so their clients resume where the user lives now, and
 // stops.
 func (a *userActor) fenced() {
-	a.log.Warn("a newer activation took this user over: closing this one's windows and stopping")
+	a.logger().Warn("a newer activation took this user over: closing this one's windows and stopping")
 	for _, c := range a.rules.Conns() {
 		a.d.System.Root.Send(c.pid(), envelope(&actorpb.Kick{CloseCode: uint32(wire.CloseInternal), ErrorCode: wire.ErrInternal,
 			Msg: "your session moved to another node: reconnect and resume"}))
@@ -390,3 +388,6 @@ func (a *userActor) arm(t Timer) {
 	root, self := a.d.System.Root, a.self
 	a.timers[key] = armed{gen: t.Gen, timer: time.AfterFunc(time.Until(t.At), func() { root.Send(self, timerFired{t}) })}
 }
+
+// logger names the user; see connActor.logger for why the field is not kept.
+func (a *userActor) logger() *zap.Logger { return a.d.Log.With(zap.String("user", a.user)) }
