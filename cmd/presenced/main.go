@@ -68,6 +68,10 @@ func run(args []string) error {
 	return a.run(sigs)
 }
 
+// reservedFiles is what a node keeps open besides client sockets: listeners, epoll, Redis and
+// cluster connections, logs, with room to spare.
+const reservedFiles = 64
+
 // app is one running presenced: the node, its public listener and the internal one. Only the
 // goroutine that called start calls run (and so stop).
 type app struct {
@@ -89,6 +93,13 @@ func start(o options, log *zap.Logger) (*app, error) {
 	cfg, err := nodeConfig(o, log)
 	if err != nil {
 		return nil, err
+	}
+	// Every socket is an open file: raise the soft limit to the hard one and say what it allows.
+	if files, err := server.RaiseOpenFiles(); err != nil {
+		log.Warn("could not raise the open-files limit; connections are capped by the current one", zap.Error(err))
+	} else {
+		log.Info("open-files limit", zap.Uint64("files", files),
+			zap.Uint64("max_connections", files-min(files, reservedFiles)))
 	}
 	pub, err := net.Listen("tcp", o.listen)
 	if err != nil {
