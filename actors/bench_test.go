@@ -63,3 +63,29 @@ func BenchmarkFanout1000(b *testing.B) {
 	p.Close()
 	system.Shutdown()
 }
+
+// BenchmarkDeliver is the per-delivery path of one follower: the view's diff against what it
+// showed, and the frame, shared with the other followers of the same change. One op is one
+// delivery; a change is encoded once for its K=1,000 followers, so steady state allocates
+// nothing per delivery.
+func BenchmarkDeliver(b *testing.B) {
+	const k = 1000
+	views := make([]*View, k)
+	for i := range views {
+		views[i] = NewView(followees("alice"))
+		views[i].Sync([]*actorpb.PresenceUpdate{{User: "alice", Version: 1, State: int32(wire.StateOnline)}}, nil)
+	}
+	acts := []wire.Activity{wire.Coding, wire.Debugging}
+	var d *Delivery
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if i%k == 0 {
+			ver := uint64(i/k + 2)
+			d = &Delivery{Update: &actorpb.PresenceUpdate{User: "alice", Version: ver, State: int32(wire.StateOnline), Activity: int32(acts[ver%2]), Project: "MyApp", Language: "Go"}}
+		}
+		if _, ok := views[i%k].Deliver(d, nil); !ok {
+			b.Fatal("no frame")
+		}
+	}
+}

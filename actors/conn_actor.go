@@ -16,7 +16,8 @@ import (
 // Socket is the connection actor's way to its client. The server implements it over a
 // WebSocket. Both methods are called from the actor's Receive and must not block.
 type Socket interface {
-	// Write queues one encoded text frame. The slice is the socket's from then on.
+	// Write queues one encoded text frame. The slice may be shared with other sockets (one
+	// change's frame goes to many followers): it must never be modified.
 	Write(frame []byte)
 	// Close queues an error frame (when code != "") and a close after what is queued.
 	Close(closeCode int, code, msg string)
@@ -130,6 +131,10 @@ func (c *connActor) Receive(ctx actor.Context) {
 	case SocketClosed:
 		c.closed, c.lastHeard = true, m.LastHeard
 		c.finish(ctx)
+	case *Delivery:
+		if b, ok := c.view.Deliver(m, c.visible); ok {
+			c.spec.Socket.Write(b)
+		}
 	case *actorpb.Envelope:
 		if m.GetVersion() > actorpb.EnvelopeVersion {
 			c.logger().Warn("dropping a message from a newer envelope version", zap.Uint32("version", m.GetVersion()))

@@ -12,6 +12,7 @@ import (
 
 	"github.com/presenced/presenced/actors/actorpb"
 	"github.com/presenced/presenced/cluster"
+	"github.com/presenced/presenced/wire"
 )
 
 // Fanout routes each user's published changes to the connection actors on this node that follow
@@ -89,14 +90,52 @@ func (f *Fanout) Deliver(user string, payload []byte) {
 		f.log.Warn("dropping bus payload from a newer envelope version", zap.Uint32("version", env.GetVersion()))
 		return
 	}
+	// One Delivery for every follower: they share the decoded update and the encoded frames.
 	// Sending under the lock is fine: Send only enqueues on a mailbox.
+	d := &Delivery{Update: env.GetUpdate()}
 	f.received.Add(1)
 	f.mu.Lock()
 	for _, pid := range f.subs[user] {
-		f.root.Send(pid, env)
+		f.root.Send(pid, d)
 	}
 	f.delivered.Add(uint64(len(f.subs[user])))
 	f.mu.Unlock()
+}
+
+// Delivery is one published change handed to every local follower's connection actor. It never
+// leaves the node (so it is a plain Go value, not part of the protobuf envelope). Followers that
+// saw the same previous state need the same frame: the first one to need it encodes it, and the
+// others reuse the bytes, so a change is encoded about once per node, not once per follower.
+type Delivery struct {
+	Update *actorpb.PresenceUpdate // read-only: shared by every follower
+
+	mu     sync.Mutex
+	frames []sharedFrame // a handful at most: one per distinct previous state seen
+}
+
+type sharedFrame struct {
+	login      string
+	prev, next wire.Presence
+	b          []byte
+}
+
+// frame returns the encoded frame that moves a follower from prev to next of the user shown as
+// login, encoding it only if no follower needed it before. Called from many connection actors
+// at once; the bytes returned are shared and must not be modified.
+func (d *Delivery) frame(login string, prev, next wire.Presence) ([]byte, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for i := range d.frames {
+		if sf := &d.frames[i]; sf.login == login && sf.prev == prev && sf.next == next {
+			return sf.b, sf.b != nil
+		}
+	}
+	var b []byte
+	if f, ok := wire.Diff(login, prev, true, next); ok {
+		b = wire.Encode(f)
+	}
+	d.frames = append(d.frames, sharedFrame{login: login, prev: prev, next: next, b: b})
+	return b, b != nil
 }
 
 // FanoutStats counts the fanout's work since start.

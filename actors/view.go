@@ -108,20 +108,45 @@ func (v *View) snapshot() wire.Sync {
 	return s
 }
 
+// Deliver is Apply for a change published to many followers at once: the frame comes encoded,
+// shared with the other followers who saw the same previous state (see Delivery). A rename still
+// answers with a whole new sync, encoded for this view alone.
+func (v *View) Deliver(d *Delivery, visible Visible) ([]byte, bool) {
+	up := d.Update
+	cur, next, ok := v.advance(up, visible)
+	if !ok {
+		return nil, false
+	}
+	if next.login != cur.login {
+		return wire.Encode(v.snapshot()), true
+	}
+	return d.frame(next.login, cur.presence, next.presence)
+}
+
+// advance records a published presence newer than what the view holds and returns the entries
+// before and after; false when the view does not follow the user or already has that version.
+func (v *View) advance(up *actorpb.PresenceUpdate, visible Visible) (cur, next viewEntry, ok bool) {
+	cur, ok = v.seen[up.GetUser()]
+	if !ok || up.GetVersion() <= cur.version {
+		return cur, cur, false
+	}
+	next = viewEntry{presence: shown(up, visible), version: up.GetVersion(), login: cur.login}
+	if l := up.GetLogin(); l != "" {
+		next.login = l
+	}
+	v.seen[up.GetUser()] = next
+	return cur, next, true
+}
+
 // Apply takes a published presence and returns the frame for the client, if any. Versions not
 // newer than what the view holds (already covered by the sync or a later update) are dropped,
 // and so is anything about a user the view does not follow. A new login (a rename) changes the
 // key the client knows the user by, so it is answered with a whole new sync.
 func (v *View) Apply(up *actorpb.PresenceUpdate, visible Visible) (wire.Frame, bool) {
-	cur, ok := v.seen[up.GetUser()]
-	if !ok || up.GetVersion() <= cur.version {
+	cur, next, ok := v.advance(up, visible)
+	if !ok {
 		return nil, false
 	}
-	next := viewEntry{presence: shown(up, visible), version: up.GetVersion(), login: cur.login}
-	if l := up.GetLogin(); l != "" {
-		next.login = l
-	}
-	v.seen[up.GetUser()] = next
 	if next.login != cur.login {
 		return v.snapshot(), true
 	}
