@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -65,9 +66,18 @@ const (
 	fakeResetIn   = time.Hour
 )
 
-// NewFakeGitHub starts a fake GitHub API with no users.
+// NewFakeGitHub starts a fake GitHub API with no users on a free loopback port; t.Cleanup
+// closes it.
 func NewFakeGitHub(tb testing.TB) *FakeGitHub {
 	tb.Helper()
+	f := ServeFakeGitHub(nil)
+	tb.Cleanup(f.Close)
+	return f
+}
+
+// ServeFakeGitHub starts a fake GitHub API with no users on ln (nil: a free loopback port),
+// outside any test: the load tool serves its graph with it. Close stops it.
+func ServeFakeGitHub(ln net.Listener) *FakeGitHub {
 	f := &FakeGitHub{
 		users:     make(map[int64]*fakeUser),
 		tokens:    make(map[string]int64),
@@ -78,10 +88,16 @@ func NewFakeGitHub(tb testing.TB) *FakeGitHub {
 	}
 	// Assigned before Start, so handler goroutines read f.srv without a race.
 	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(f.serve))
+	if ln != nil {
+		_ = f.srv.Listener.Close()
+		f.srv.Listener = ln
+	}
 	f.srv.Start()
-	tb.Cleanup(f.srv.Close)
 	return f
 }
+
+// Close stops the server and waits for the requests in flight.
+func (f *FakeGitHub) Close() { f.srv.Close() }
 
 // URL is the API's base URL, as https://api.github.com is for the real one.
 func (f *FakeGitHub) URL() string { return f.srv.URL }

@@ -229,8 +229,12 @@ func phases(ctx context.Context, cfg *Config, g *Graph, shards []shardAPI, los [
 	}
 
 	if cfg.Rate > 0 && cfg.Duration > 0 {
+		cpu0, cpuErr := cpuSeconds(cfg.PID)
 		if err := statusRun(ctx, cfg, g, shards, los, rep, logf); err != nil {
 			return err
+		}
+		if cpu1, err := cpuSeconds(cfg.PID); cfg.PID > 0 && cpuErr == nil && err == nil {
+			rep.Status.ServerCPU = cpu1 - cpu0
 		}
 	}
 	if cfg.Storm {

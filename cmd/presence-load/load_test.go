@@ -193,3 +193,26 @@ func TestHelloRefused(t *testing.T) {
 		t.Errorf("err %v, want errNoClient", err)
 	}
 }
+
+// TestRunAgainstFakeGitHub: the same run with presenced's real GitHub auth path, against the
+// graph served as a fake GitHub API (what `presence-load github` serves): every hello is a
+// GET /user and the follow lists come page by page; isolation and final views still check out.
+func TestRunAgainstFakeGitHub(t *testing.T) {
+	g, err := GenerateGraph(GraphParams{Users: 60, Follows: 5, Seed: 3, Alpha: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := serveGitHub(g, nil, "tok-")
+	t.Cleanup(fake.Close)
+	cfg, _ := testkit.GitHubConfig(fake)
+	cfg.User.Debounce = testDebounce
+	node := testkit.StartNode(t, cfg)
+	rep := run(t, node, "--token-prefix", "tok-", "--rate", "100", "--duration", "1s", "--check")
+	if !rep.OK || rep.Check == nil || rep.Check.Mismatches != 0 || rep.Connected != 60 {
+		t.Fatalf("run against the fake GitHub failed: %+v", rep)
+	}
+	st := fake.Requests()
+	if st.User < 60 || st.Following < 60 {
+		t.Fatalf("fake GitHub saw %d GET /user and %d following pages, want at least one of each per user", st.User, st.Following)
+	}
+}

@@ -52,6 +52,7 @@ type Config struct {
 	AwayAfter       time.Duration `json:"away_after"`
 	Bye             bool          `json:"bye"`
 	Timeout         time.Duration `json:"timeout"`
+	TokenPrefix     string        `json:"token_prefix,omitempty"`
 
 	// Exe is the binary started as workers (default: this one); tests point it at the test binary.
 	Exe string `json:"-"`
@@ -63,7 +64,7 @@ func main() { os.Exit(mainArgs(os.Args[1:], os.Stdout, os.Stderr)) }
 // 2 bad usage or setup.
 func mainArgs(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(stderr, "usage: presence-load graph|run [flags]   (presence-load graph --help, presence-load run --help)")
+		fmt.Fprintln(stderr, "usage: presence-load graph|github|run [flags]   (presence-load CMD --help)")
 		if len(args) == 0 {
 			return 2
 		}
@@ -75,6 +76,8 @@ func mainArgs(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "graph":
 		err = graphCmd(args[1:], stdout, stderr)
+	case "github":
+		err = githubCmd(ctx, args[1:], stdout, stderr)
 	case "run":
 		var rep *Report
 		rep, err = runCmd(ctx, args[1:], stdout, stderr)
@@ -82,7 +85,7 @@ func mainArgs(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	default:
-		err = fmt.Errorf("unknown command %q: want graph or run", args[0])
+		err = fmt.Errorf("unknown command %q: want graph, github or run", args[0])
 	}
 	switch {
 	case errors.Is(err, flag.ErrHelp):
@@ -140,6 +143,7 @@ func graphCmd(args []string, stdout, stderr io.Writer) error {
 // runFlags defines the run flags on fs.
 func runFlags(fs *flag.FlagSet, c *Config) *string {
 	graphFlags(fs, &c.GraphParams)
+	fs.StringVar(&c.TokenPrefix, "token-prefix", "", "hello tokens are this prefix + the user name (dev auth: none; against presence-load github: its --token-prefix)")
 	fs.StringVar(&c.GraphFile, "graph", "", "read the follow graph from this dev-auth file instead of generating it (--users/--follows/--seed/--alpha then ignored)")
 	fs.StringVar(&c.URL, "url", "ws://127.0.0.1:8080/ws", "presenced WebSocket URL")
 	fs.IntVar(&c.Clients, "clients", 0, "number of WebSockets; client i is user u{i mod users} (0: one per user)")

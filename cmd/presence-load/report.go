@@ -130,6 +130,11 @@ type Report struct {
 		SteadySeconds float64 `json:"steady_seconds"`
 		PerSecond     float64 `json:"deliveries_per_second"`
 		NegativeLat   int64   `json:"negative_latency"`
+		// Server CPU (user+system) over the whole status phase, and per status change sent:
+		// the O(K) claim as numbers (frames per change track K, CPU per change tracks frames).
+		ServerCPU       float64 `json:"server_cpu_seconds"`
+		CPUPerChangeUs  float64 `json:"server_cpu_us_per_change"`
+		FramesPerChange float64 `json:"frames_per_change"`
 	} `json:"status"`
 
 	Storm *StormReport `json:"storm,omitempty"`
@@ -178,6 +183,10 @@ func (r *Report) frameTotals() map[string]int64 {
 
 // judge lists what makes the run a failure; a script relies on the exit code.
 func (r *Report) judge() {
+	if r.Status.ServerCPU > 0 && r.Status.Sent > 0 {
+		r.Status.CPUPerChangeUs = r.Status.ServerCPU / float64(r.Status.Sent) * 1e6
+		r.Status.FramesPerChange = float64(r.Status.Deliveries) / float64(r.Status.Sent)
+	}
 	add := func(cond bool, f string, a ...any) {
 		if cond {
 			r.Errors = append(r.Errors, fmt.Sprintf(f, a...))
@@ -224,6 +233,9 @@ func (r *Report) Print(w io.Writer) {
 		row("status changes", "%d sent at %.1f/s for %.1fs (%d send errors, %d skipped: sender not connected)",
 			r.Status.Sent, r.Status.Rate, r.Status.Seconds, r.Status.SendErrs, r.Status.Skipped)
 		row("deliveries", "%d received, %d expected; %.0f/s over the steady %.1fs", r.Status.Deliveries, r.Status.Expected, r.Status.PerSecond, r.Status.SteadySeconds)
+		if r.Status.ServerCPU > 0 {
+			row("server cost", "%.2f CPU-s over the status phase; %.1f frames and %.0f µs CPU per status change", r.Status.ServerCPU, r.Status.FramesPerChange, r.Status.CPUPerChangeUs)
+		}
 		row("flush→receipt latency", "%s (%d below zero)", latencyString(r.Latency.Delivery), r.Status.NegativeLat)
 	}
 	if s := r.Storm; s != nil {

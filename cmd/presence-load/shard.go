@@ -162,7 +162,7 @@ func (sh *shard) open(ctx context.Context, c *client, resume bool, done func(out
 		return
 	}
 	c.mu.Lock()
-	h := wire.Hello{Token: sh.g.Names[c.user], Window: c.window}
+	h := wire.Hello{Token: sh.cfg.TokenPrefix + sh.g.Names[c.user], Window: c.window}
 	if resume {
 		h.Resume = c.token
 	}

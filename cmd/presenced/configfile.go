@@ -25,6 +25,7 @@ type fileSettings struct {
 	Debounce              yaml.Node `yaml:"debounce"`
 	AwayAfter             yaml.Node `yaml:"away-after"`
 	ResumeWindow          yaml.Node `yaml:"resume-window"`
+	WriteDelay            yaml.Node `yaml:"write-delay"`
 	LogFormat             yaml.Node `yaml:"log-format"`
 	Redis                 yaml.Node `yaml:"redis"`
 	ClusterHost           yaml.Node `yaml:"cluster-host"`

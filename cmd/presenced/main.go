@@ -207,6 +207,10 @@ func nodeConfig(o options, log *zap.Logger) (server.Config, error) {
 		Log:             log,
 		RedisURL:        o.redisURL,
 		RefreshInterval: o.refresh,
+		WriteDelay:      o.writeDelay,
+	}
+	if o.writeDelay == 0 {
+		cfg.WriteDelay = -1 // the server's zero value means its default
 	}
 	if o.clusterPort != 0 {
 		if o.redisURL == "" {

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/presenced/presenced/actors"
+	"github.com/presenced/presenced/server"
 )
 
 // options are the settings of one presenced process, as flags, PRESENCED_* variables and the
@@ -26,6 +27,7 @@ type options struct {
 	debounce       time.Duration
 	awayAfter      time.Duration
 	resumeWindow   time.Duration
+	writeDelay     time.Duration
 	logFormat      string
 	redisURL       string
 	clusterHost    string
@@ -54,6 +56,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.DurationVar(&o.debounce, "debounce", d.Debounce, "changes are collected this long before followers get them")
 	fs.DurationVar(&o.awayAfter, "away-after", d.AwayAfter, "no status frame for this long shows a user as Away")
 	fs.DurationVar(&o.resumeWindow, "resume-window", d.ResumeWindow, "a dropped window may resume this long before followers see it go")
+	fs.DurationVar(&o.writeDelay, "write-delay", server.DefaultWriteDelay, "a frame for an idle socket waits this long for more, so they share one write; 0: write at once")
 	fs.StringVar(&o.logFormat, "log-format", "console", "log format: console or json")
 	fs.StringVar(&o.clusterHost, "cluster-host", "127.0.0.1", "cluster: the `address` other members reach this node at (remoting binds it)")
 	fs.IntVar(&o.clusterPort, "cluster-port", 0, "cluster: actor remoting `port`; 0 runs a single node (needs --redis when set)")
@@ -132,6 +135,9 @@ func parse(args []string) (options, error) {
 
 // validate checks what one setting's parser cannot: ranges and settings that depend on others.
 func validate(o options) error {
+	if o.writeDelay < 0 {
+		return errors.New("--write-delay must not be negative (0 writes at once)")
+	}
 	if o.debounce <= 0 || o.awayAfter <= 0 || o.resumeWindow <= 0 {
 		return errors.New("--debounce, --away-after and --resume-window must be positive")
 	}
@@ -178,7 +184,7 @@ var groups = []struct {
 }{
 	{"Serving", []string{"listen", "internal-listen", "pprof", "config", "log-format"}},
 	{"Authentication and follow graph", []string{"auth", "github-api", "github-token-ttl", "graph-refresh", "graph"}},
-	{"Presence", []string{"debounce", "away-after", "resume-window"}},
+	{"Presence", []string{"debounce", "away-after", "resume-window", "write-delay"}},
 	{"Redis and cluster", []string{"redis", "cluster-port", "cluster-host", "cluster-automanage-port", "cluster-members"}},
 	{"Shutdown", []string{"drain-delay", "shutdown-timeout"}},
 }
