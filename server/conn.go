@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -108,6 +109,11 @@ func (c *conn) serve() {
 	if p := c.n.pollerFor(c.nc); p != nil {
 		// c.mu is held across Add: the first event may come before Add returns, and readable
 		// reads c.desc under c.mu.
+		if sc, ok := c.nc.(syscall.Conn); ok {
+			if rc, err := sc.SyscallConn(); err == nil {
+				c.out.useFlusher(c.n.flusher.shard(), rc)
+			}
+		}
 		c.mu.Lock()
 		c.polled = true
 		desc, err := p.Add(c.nc, c.onEvent)

@@ -35,6 +35,7 @@ type Node struct {
 	follows   *follows
 	pollOnce  sync.Once
 	poller    *poll.Poller // made by the first socket that can be polled; nil: goroutines read
+	flusher   *flusher     // made with the poller: writes polled sockets' frames
 
 	mu        sync.Mutex
 	closed    bool
@@ -177,6 +178,7 @@ func (n *Node) pollerFor(nc net.Conn) *poll.Poller {
 			return
 		}
 		n.poller = p
+		n.flusher = newFlusher(runtime.GOMAXPROCS(0), max(n.cfg.WriteDelay, 0))
 	})
 	return n.poller
 }
@@ -245,6 +247,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	n.pollOnce.Do(func() {}) // no poller is made from here on
 	if n.poller != nil {
 		_ = n.poller.Close()
+		n.flusher.close() // every socket is finished: nothing is listed for a live one
 	}
 	n.stopActors()
 	for _, c := range n.closers {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -28,6 +29,12 @@ type outbox struct {
 	wtimeout time.Duration
 	delay    time.Duration // text frames wait this long for company before a writer starts
 
+	// Set by useFlusher before the first frame (polled TCP sockets): text frames then go out
+	// through the node's flusher with non-blocking writes on rc, and a writer goroutine runs
+	// only for control frames, closes and what a full socket buffer could not take.
+	rc    syscall.RawConn
+	shard *flushShard
+
 	// afterClose runs on the writer once the close frame is out and the write side is shut;
 	// afterError once a write failed. Both run at most once, and never both.
 	afterClose func()
@@ -39,7 +46,9 @@ type outbox struct {
 	pong     []byte // payload of a client ping to answer, nil when none
 	ping     bool   // a server ping is due
 	closing  *closeReq
-	writing  bool          // a writer goroutine runs
+	writing  bool          // a writer runs: a goroutine, or the flusher on this outbox
+	listed   bool          // on the flusher's dirty list
+	carry    []byte        // encoded bytes a non-blocking write left over: written first
 	waiting  bool          // timer is armed to start the writer
 	timer    *time.Timer   // made on the first delayed write, then reused
 	finished bool          // the close frame was written, or a write failed: nothing more goes out
@@ -62,6 +71,13 @@ func newOutbox(nc net.Conn, cfg *Config) *outbox {
 // users' flushes reaching the same follower) leave in the same write. One loopback write costs
 // about as much as handling several frames, so batching is the main lever on fan-out throughput.
 func (o *outbox) soonLocked() {
+	if o.shard != nil {
+		if !o.listed && !o.writing && !o.finished && !o.stopped {
+			o.listed = true
+			o.shard.add(o)
+		}
+		return
+	}
 	if o.delay == 0 {
 		o.kickLocked()
 		return
@@ -85,6 +101,75 @@ func (o *outbox) delayed() {
 	o.kickLocked()
 }
 
+// useFlusher routes this socket's text frames through shard, writing on rc. Call it before
+// anything is queued.
+func (o *outbox) useFlusher(shard *flushShard, rc syscall.RawConn) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.shard, o.rc = shard, rc
+}
+
+// flushFast runs on the flusher: it writes what is queued with one non-blocking write, using
+// and returning buf. Closes go to the writer goroutine; bytes the socket could not take now go
+// to it too (carry), and it waits for the socket like any writer.
+func (o *outbox) flushFast(buf []byte) []byte {
+	o.mu.Lock()
+	o.listed = false
+	if o.writing || o.finished || o.stopped {
+		o.mu.Unlock()
+		return buf
+	}
+	if o.closing != nil || len(o.carry) > 0 {
+		o.kickLocked()
+		o.mu.Unlock()
+		return buf
+	}
+	buf = buf[:0]
+	if o.pong != nil {
+		buf = appendFrame(buf, ws.OpPong, o.pong)
+	}
+	if o.ping {
+		buf = appendFrame(buf, ws.OpPing, nil)
+	}
+	for _, f := range o.frames {
+		buf = appendFrame(buf, ws.OpText, f)
+	}
+	clear(o.frames)
+	o.frames, o.bytes, o.pong, o.ping = o.frames[:0], 0, nil, false
+	if len(buf) == 0 {
+		o.mu.Unlock()
+		return buf
+	}
+	o.writing = true
+	o.wg.Add(1)
+	o.mu.Unlock()
+
+	n, err := rawWrite(o.rc, buf)
+
+	o.mu.Lock()
+	o.writing = false
+	if err != nil {
+		o.finished = true
+		close(o.done)
+		o.mu.Unlock()
+		o.wg.Done()
+		o.afterError()
+		return buf
+	}
+	if n < len(buf) {
+		o.carry = append([]byte(nil), buf[n:]...) // the socket is full: a writer waits for it
+		o.kickLocked()
+	} else if len(o.frames) > 0 || o.pong != nil || o.ping || o.closing != nil {
+		o.soonLocked() // queued while we wrote
+		if o.closing != nil {
+			o.kickLocked()
+		}
+	}
+	o.mu.Unlock()
+	o.wg.Done()
+	return buf
+}
+
 // writers are pooled: a socket holds one only while its writer runs.
 var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
 
@@ -93,7 +178,7 @@ func (o *outbox) kickLocked() {
 	if o.writing || o.finished || o.stopped {
 		return
 	}
-	if len(o.frames) == 0 && o.pong == nil && !o.ping && o.closing == nil {
+	if len(o.frames) == 0 && o.pong == nil && !o.ping && o.closing == nil && len(o.carry) == 0 {
 		return
 	}
 	o.writing = true
@@ -151,6 +236,10 @@ func (o *outbox) queuePing() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.ping = true
+	if o.shard != nil {
+		o.soonLocked() // the flusher writes it with whatever else is due: no goroutine per ping
+		return
+	}
 	o.kickLocked()
 }
 
@@ -178,19 +267,25 @@ func (o *outbox) run() {
 	var batch [][]byte
 	for {
 		o.mu.Lock()
-		if o.stopped || (len(o.frames) == 0 && o.pong == nil && !o.ping && o.closing == nil) {
+		if o.stopped || (len(o.frames) == 0 && o.pong == nil && !o.ping && o.closing == nil && len(o.carry) == 0) {
 			o.writing = false
 			o.mu.Unlock()
 			return
 		}
 		batch, o.frames = o.frames, batch[:0]
 		o.bytes = 0
-		pong, ping, cl := o.pong, o.ping, o.closing
-		o.pong, o.ping = nil, false
+		pong, ping, cl, carry := o.pong, o.ping, o.closing, o.carry
+		o.pong, o.ping, o.carry = nil, false, nil
 		o.mu.Unlock()
 
 		_ = o.nc.SetWriteDeadline(time.Now().Add(o.wtimeout))
-		err := writeFrames(bw, batch, pong, ping, cl)
+		var err error
+		if len(carry) > 0 {
+			_, err = bw.Write(carry) // the rest of a frame the flusher began: before anything else
+		}
+		if err == nil {
+			err = writeFrames(bw, batch, pong, ping, cl)
+		}
 		clear(batch)
 		if err == nil {
 			err = bw.Flush()

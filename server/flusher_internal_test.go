@@ -1,0 +1,141 @@
+package server
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/presenced/presenced/wire"
+)
+
+// tcpPair returns both ends of a loopback TCP connection.
+func tcpPair(t *testing.T) (server, client net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server = <-accepted
+	if server == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { server.Close(); client.Close() })
+	return server, client
+}
+
+// flushedOutbox is an outbox on a real socket whose text frames go through a flusher.
+func flushedOutbox(t *testing.T, nc net.Conn, maxBytes int) (*outbox, *flusher) {
+	t.Helper()
+	f := newFlusher(2, time.Millisecond)
+	o := newOutbox(nc, &Config{MaxQueueBytes: maxBytes, WriteTimeout: 10 * time.Second})
+	rc, err := nc.(syscall.Conn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.useFlusher(f.shard(), rc)
+	return o, f
+}
+
+// readFrame reads one unmasked server frame.
+func readServerFrame(br *bufio.Reader) (ws.Header, []byte, error) {
+	h, err := ws.ReadHeader(br)
+	if err != nil {
+		return h, nil, err
+	}
+	b := make([]byte, h.Length)
+	_, err = io.ReadFull(br, b)
+	return h, b, err
+}
+
+// TestFlusherFullSocket: 20 MB of frames for a client that reads nothing at first overflow the
+// kernel's buffers; what a non-blocking write could not send is carried to a writer goroutine
+// that waits for the socket. Once the client reads, every frame arrives whole and in order.
+func TestFlusherFullSocket(t *testing.T) {
+	nc, cl := tcpPair(t)
+	o, f := flushedOutbox(t, nc, 64<<20)
+	const n, size = 20000, 1000
+	for i := range n {
+		b := make([]byte, size)
+		copy(b, fmt.Sprintf("%08d", i))
+		o.Write(b)
+	}
+	br := bufio.NewReader(cl)
+	_ = cl.SetReadDeadline(time.Now().Add(30 * time.Second))
+	for i := range n {
+		h, b, err := readServerFrame(br)
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if h.OpCode != ws.OpText || len(b) != size || string(b[:8]) != fmt.Sprintf("%08d", i) {
+			t.Fatalf("frame %d: got op %v, %d bytes, %q", i, h.OpCode, len(b), b[:8])
+		}
+	}
+	o.Stop()
+	f.close()
+}
+
+// TestFlusherSlowConsumer: a client that never reads is closed with slow_consumer and 4008 once
+// more than MaxQueueBytes wait for its socket; the frames queued before that arrive intact,
+// then the error frame and the close.
+func TestFlusherSlowConsumer(t *testing.T) {
+	nc, cl := tcpPair(t)
+	o, f := flushedOutbox(t, nc, 64<<10)
+	frame := make([]byte, 1000)
+	sent := 0
+	deadline := time.Now().Add(20 * time.Second)
+	for !o.Closing() {
+		if time.Now().After(deadline) {
+			t.Fatal("the outbox never overflowed")
+		}
+		o.Write(frame)
+		sent++
+	}
+	br := bufio.NewReader(cl)
+	_ = cl.SetReadDeadline(time.Now().Add(30 * time.Second))
+	got := 0
+	for {
+		h, b, err := readServerFrame(br)
+		if err != nil {
+			t.Fatalf("after %d frames: %v", got, err)
+		}
+		if h.OpCode == ws.OpClose {
+			if code := binary.BigEndian.Uint16(b); code != wire.CloseSlowConsumer {
+				t.Fatalf("close code %d, want %d", code, wire.CloseSlowConsumer)
+			}
+			break
+		}
+		if h.OpCode != ws.OpText {
+			t.Fatalf("op %v", h.OpCode)
+		}
+		if len(b) != 1000 {
+			f, err := wire.DecodeServer(b)
+			if ef, ok := f.(wire.ErrorFrame); err != nil || !ok || ef.Code != wire.ErrSlowConsumer {
+				t.Fatalf("frame %d: %q", got, b)
+			}
+			continue
+		}
+		got++
+	}
+	if got >= sent {
+		t.Fatalf("%d of %d frames arrived before the close: the overflowing ones must not", got, sent)
+	}
+	o.Stop()
+	f.close()
+}
