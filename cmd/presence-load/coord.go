@@ -211,6 +211,13 @@ func phases(ctx context.Context, cfg *Config, g *Graph, shards []shardAPI, los [
 		logf("idle for %v", cfg.Idle)
 	}
 	if cfg.PID > 0 || cfg.Idle > 0 {
+		idle0, idleErr := cpuSeconds(cfg.PID)
+		start := time.Now()
+		defer func() {
+			if idle1, err := cpuSeconds(cfg.PID); cfg.PID > 0 && idleErr == nil && err == nil {
+				rep.Status.IdleCPUPerSec = (idle1 - idle0) / time.Since(start).Seconds()
+			}
+		}()
 		for range n {
 			if !sleepUntil(ctx, time.Now().Add(gap)) {
 				return ctx.Err()

@@ -135,6 +135,10 @@ type Report struct {
 		ServerCPU       float64 `json:"server_cpu_seconds"`
 		CPUPerChangeUs  float64 `json:"server_cpu_us_per_change"`
 		FramesPerChange float64 `json:"frames_per_change"`
+		// IdleCPUPerSec is the server's CPU per second while every client idled (pings, GC,
+		// timers): it grows with N, not with changes. NetCPUPerChangeUs takes it out.
+		IdleCPUPerSec     float64 `json:"server_idle_cpu_per_second"`
+		NetCPUPerChangeUs float64 `json:"server_net_cpu_us_per_change"`
 	} `json:"status"`
 
 	Storm *StormReport `json:"storm,omitempty"`
@@ -186,6 +190,8 @@ func (r *Report) judge() {
 	if r.Status.ServerCPU > 0 && r.Status.Sent > 0 {
 		r.Status.CPUPerChangeUs = r.Status.ServerCPU / float64(r.Status.Sent) * 1e6
 		r.Status.FramesPerChange = float64(r.Status.Deliveries) / float64(r.Status.Sent)
+		net := r.Status.ServerCPU - r.Status.IdleCPUPerSec*r.Status.Seconds
+		r.Status.NetCPUPerChangeUs = net / float64(r.Status.Sent) * 1e6
 	}
 	add := func(cond bool, f string, a ...any) {
 		if cond {
@@ -234,7 +240,8 @@ func (r *Report) Print(w io.Writer) {
 			r.Status.Sent, r.Status.Rate, r.Status.Seconds, r.Status.SendErrs, r.Status.Skipped)
 		row("deliveries", "%d received, %d expected; %.0f/s over the steady %.1fs", r.Status.Deliveries, r.Status.Expected, r.Status.PerSecond, r.Status.SteadySeconds)
 		if r.Status.ServerCPU > 0 {
-			row("server cost", "%.2f CPU-s over the status phase; %.1f frames and %.0f µs CPU per status change", r.Status.ServerCPU, r.Status.FramesPerChange, r.Status.CPUPerChangeUs)
+			row("server cost", "%.2f CPU-s over the status phase; %.1f frames and %.0f µs CPU per status change (%.0f µs net of the %.3f CPU-s/s idle cost)",
+				r.Status.ServerCPU, r.Status.FramesPerChange, r.Status.CPUPerChangeUs, r.Status.NetCPUPerChangeUs, r.Status.IdleCPUPerSec)
 		}
 		row("flush→receipt latency", "%s (%d below zero)", latencyString(r.Latency.Delivery), r.Status.NegativeLat)
 	}
