@@ -9,6 +9,11 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/presenced ./cmd/pr
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/presenced /presenced
 USER nonroot:nonroot
-EXPOSE 8080
+# 8080: WebSockets at /ws. 9090: /healthz, /readyz, /metrics; it listens on all interfaces in the
+# container so that probes and scrapers reach it (keep it off public load balancers).
+EXPOSE 8080 9090
+ENV PRESENCED_INTERNAL_LISTEN=:9090
+# No shell here: the binary checks itself (GET /healthz on the internal listener, exit 0 or 1).
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 CMD ["/presenced", "healthcheck", "http://127.0.0.1:9090/healthz"]
 ENTRYPOINT ["/presenced"]
 CMD ["--log-format", "json"]
