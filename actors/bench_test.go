@@ -84,7 +84,7 @@ func BenchmarkDeliver(b *testing.B) {
 			ver := uint64(i/k + 2)
 			d = &Delivery{Update: &actorpb.PresenceUpdate{User: "alice", Version: ver, State: int32(wire.StateOnline), Activity: int32(acts[ver%2]), Project: "MyApp", Language: "Go"}}
 		}
-		if _, ok := views[i%k].Deliver(d, nil); !ok {
+		if _, _, ok := views[i%k].Deliver(d, nil); !ok {
 			b.Fatal("no frame")
 		}
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/presenced/presenced/actors/actorpb"
 	"github.com/presenced/presenced/auth"
+	"github.com/presenced/presenced/metrics"
 	"github.com/presenced/presenced/wire"
 )
 
@@ -50,7 +51,10 @@ type ConnSpec struct {
 	Following    []auth.Followee // users this user follows, no duplicates, not the user
 	GraphVersion uint64          // version of the cached following list
 	Hello        wire.Hello
-	Socket       Socket
+	// HelloAt is when the hello frame was read, for the hello-to-sync latency; zero: when the
+	// actor started (which leaves out authentication and the follow list).
+	HelloAt time.Time
+	Socket  Socket
 }
 
 // maxPending bounds the frames a client may send between hello and welcome; the rate limit
@@ -81,6 +85,7 @@ type connActor struct {
 	kicked     bool      // the user actor closed this socket: never look for it again
 	pending    []wire.Frame
 
+	startedAt   time.Time  // when Started ran: the hello's time when the spec has none
 	userPID     *actor.PID // the user actor that answered the hello (watched)
 	token       string     // this window's current resume token
 	reattaching uint64     // > 0 while looking for a moved user actor: the attempt's generation
@@ -104,7 +109,7 @@ const reattachEvery = time.Second
 func (c *connActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
-		c.self = ctx.Self()
+		c.self, c.startedAt = ctx.Self(), time.Now()
 		c.d.Placement.Send(c.spec.User, envelope(&actorpb.Attach{
 			User: c.spec.User, Window: c.spec.Hello.Window, ResumeToken: c.spec.Hello.Resume, Conn: connRef(c.self),
 			Login: c.spec.Login, GraphVersion: c.spec.GraphVersion,
@@ -132,8 +137,9 @@ func (c *connActor) Receive(ctx actor.Context) {
 		c.closed, c.lastHeard = true, m.LastHeard
 		c.finish(ctx)
 	case *Delivery:
-		if b, ok := c.view.Deliver(m, c.visible); ok {
-			c.spec.Socket.Write(b)
+		if b, t, ok := c.view.Deliver(m, c.visible); ok {
+			c.write(t, b)
+			c.d.Metrics.FlushToWrite(m.Update.GetPublishedUs())
 		}
 	case *actorpb.Envelope:
 		if m.GetVersion() > actorpb.EnvelopeVersion {
@@ -149,7 +155,8 @@ func (c *connActor) Receive(ctx actor.Context) {
 			c.onAttached(ctx, b.AttachReply)
 		case *actorpb.Envelope_Update:
 			if f, ok := c.view.Apply(b.Update, c.visible); ok {
-				c.spec.Socket.Write(wire.Encode(f))
+				c.send(f)
+				c.d.Metrics.FlushToWrite(b.Update.GetPublishedUs())
 			}
 		case *actorpb.Envelope_Kick:
 			c.kicked = true
@@ -201,7 +208,7 @@ func (c *connActor) onInbound(ctx actor.Context, f wire.Frame) {
 		c.d.Placement.Send(c.spec.User, envelope(p), nil)
 	case wire.Ping:
 		// Pong goes through the actor on purpose: it follows every frame queued before the ping.
-		c.spec.Socket.Write(wire.Encode(wire.Pong{}))
+		c.send(wire.Pong{})
 	case wire.Bye:
 		c.detached = true
 		c.d.Placement.Send(c.spec.User, envelope(&actorpb.Detach{Window: c.window, Conn: connRef(c.self), Bye: true}), nil)
@@ -209,8 +216,12 @@ func (c *connActor) onInbound(ctx actor.Context, f wire.Frame) {
 	}
 }
 
+// onAttached answers the hello: welcome and sync, or the refusal. The hello counts once here,
+// ok once its sync is queued (a socket that closed before the answer is not counted).
 func (c *connActor) onAttached(ctx actor.Context, r *actorpb.AttachReply) {
+	resume := c.spec.Hello.Resume != ""
 	if !r.GetOk() {
+		c.d.Metrics.Hello(resume, r.GetErrorCode())
 		c.failed = true
 		c.spec.Socket.Close(int(r.GetCloseCode()), r.GetErrorCode(), r.GetErrorMsg())
 		c.finish(ctx)
@@ -222,12 +233,19 @@ func (c *connActor) onAttached(ctx actor.Context, r *actorpb.AttachReply) {
 		c.finish(ctx)
 		return
 	}
-	c.spec.Socket.Write(wire.Encode(wire.Welcome{ID: c.spec.Login, Resume: r.GetResumeToken(), Resumed: r.GetResumed()}))
+	c.send(wire.Welcome{ID: c.spec.Login, Resume: r.GetResumeToken(), Resumed: r.GetResumed()})
 	if err := c.sync(); err != nil {
+		c.d.Metrics.Hello(resume, wire.ErrInternal)
 		c.logger().Error("sync failed; closing so the client resumes", zap.Error(err))
 		c.spec.Socket.Close(wire.CloseInternal, wire.ErrInternal, "could not load your network; reconnect and resume")
 		return
 	}
+	c.d.Metrics.Hello(resume, metrics.ResultOK)
+	helloAt := c.spec.HelloAt
+	if helloAt.IsZero() {
+		helloAt = c.startedAt
+	}
+	c.d.Metrics.HelloToSync(helloAt)
 	pending := c.pending
 	c.pending = nil
 	for _, f := range pending {
@@ -276,7 +294,7 @@ func (c *connActor) sync() error {
 	if err != nil {
 		return err
 	}
-	c.spec.Socket.Write(wire.Encode(c.view.Sync(recs, c.visible)))
+	c.send(c.view.Sync(recs, c.visible))
 	return nil
 }
 
@@ -308,7 +326,7 @@ func (c *connActor) onFollowingChanged(m FollowingChanged) {
 		c.spec.Socket.Close(wire.CloseInternal, wire.ErrInternal, "could not load your network; reconnect and resume")
 		return
 	}
-	c.spec.Socket.Write(wire.Encode(c.view.Sync(recs, c.visible)))
+	c.send(c.view.Sync(recs, c.visible))
 }
 
 // withoutUser drops self from a follow list (following yourself shows nothing).
@@ -384,7 +402,7 @@ func (c *connActor) resync() error {
 			continue
 		}
 		if f, ok := c.view.Apply(r, c.visible); ok {
-			c.spec.Socket.Write(wire.Encode(f))
+			c.send(f)
 		}
 	}
 	return nil
@@ -435,8 +453,17 @@ func (c *connActor) finish(ctx actor.Context) {
 	ctx.Stop(c.self)
 }
 
+// send encodes f and queues it for the client.
+func (c *connActor) send(f wire.Frame) { c.write(metrics.FrameType(f), wire.Encode(f)) }
+
+// write queues an encoded frame of type t (its "t" on the wire) for the client, counted.
+func (c *connActor) write(t string, b []byte) {
+	c.d.Metrics.FrameOut(t)
+	c.spec.Socket.Write(b)
+}
+
 // logger names the user and the connection. The fields are added per line, not kept: zap's
 // With clones the encoder (a 1 KiB buffer), which would cost more than an idle connection.
 func (c *connActor) logger() *zap.Logger {
-	return c.d.Log.With(zap.String("user", c.spec.User), zap.String("conn", c.self.GetId()))
+	return c.d.Log.With(zap.String("user", c.spec.User), zap.String("window", c.window), zap.String("conn", c.self.GetId()))
 }

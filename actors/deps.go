@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/presenced/presenced/cluster"
+	"github.com/presenced/presenced/metrics"
 )
 
 // Deps is what the actors of one node share. It is built once by the node and read-only after.
@@ -35,6 +36,8 @@ type Deps struct {
 	Member string
 	// Hosted lists the user actors active on this node, for recovery broadcasts.
 	Hosted Hosted
+	// Metrics counts hellos, frames, publishes, activations and lease losses; nil counts nothing.
+	Metrics *metrics.Metrics
 }
 
 // Hosted is the set of user actors active on this node. The zero value is ready.

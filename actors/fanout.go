@@ -12,6 +12,7 @@ import (
 
 	"github.com/presenced/presenced/actors/actorpb"
 	"github.com/presenced/presenced/cluster"
+	"github.com/presenced/presenced/metrics"
 	"github.com/presenced/presenced/wire"
 )
 
@@ -117,25 +118,27 @@ type sharedFrame struct {
 	login      string
 	prev, next wire.Presence
 	b          []byte
+	t          string // the frame's type on the wire, for metrics
 }
 
 // frame returns the encoded frame that moves a follower from prev to next of the user shown as
-// login, encoding it only if no follower needed it before. Called from many connection actors
-// at once; the bytes returned are shared and must not be modified.
-func (d *Delivery) frame(login string, prev, next wire.Presence) ([]byte, bool) {
+// login, and its type, encoding it only if no follower needed it before. Called from many
+// connection actors at once; the bytes returned are shared and must not be modified.
+func (d *Delivery) frame(login string, prev, next wire.Presence) ([]byte, string, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for i := range d.frames {
 		if sf := &d.frames[i]; sf.login == login && sf.prev == prev && sf.next == next {
-			return sf.b, sf.b != nil
+			return sf.b, sf.t, sf.b != nil
 		}
 	}
 	var b []byte
+	var t string
 	if f, ok := wire.Diff(login, prev, true, next); ok {
-		b = wire.Encode(f)
+		b, t = wire.Encode(f), metrics.FrameType(f)
 	}
-	d.frames = append(d.frames, sharedFrame{login: login, prev: prev, next: next, b: b})
-	return b, b != nil
+	d.frames = append(d.frames, sharedFrame{login: login, prev: prev, next: next, b: b, t: t})
+	return b, t, b != nil
 }
 
 // FanoutStats counts the fanout's work since start.

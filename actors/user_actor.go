@@ -86,6 +86,7 @@ func (a *userActor) Receive(ctx actor.Context) {
 			ctx.Watch(c.pid())
 		}
 		eff.Retire = false // activated for a message that is already in the mailbox
+		a.d.Metrics.UserActivated()
 		a.track(true)
 		a.apply(ctx, eff)
 	case *actor.Terminated:
@@ -147,7 +148,11 @@ func (a *userActor) Receive(ctx actor.Context) {
 			delete(a.timers, key)
 		}
 		if !a.retiring && !a.isFenced {
-			a.apply(ctx, a.rules.Fire(time.Now(), m.t))
+			eff := a.rules.Fire(time.Now(), m.t)
+			if m.t.Kind == TimerDebounce && eff.Publish != nil {
+				a.d.Metrics.DebounceFlush()
+			}
+			a.apply(ctx, eff)
 		}
 	}
 }
@@ -286,6 +291,9 @@ func (a *userActor) persistAndPublish(publish bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), a.d.ioTimeout())
 	defer cancel()
 	cur := presenceToPB(a.user, a.rules.Published())
+	if publish {
+		cur.PublishedUs = time.Now().UnixMicro() // followers measure flush-to-write from it
+	}
 	rec, err := proto.Marshal(stateToPB(a.user, a.rules.State()))
 	if err != nil {
 		a.logger().Error("marshal user record", zap.Error(err))
@@ -314,6 +322,9 @@ func (a *userActor) persistAndPublish(publish bool) {
 		}
 		a.ioRetryTimer = time.AfterFunc(a.ioBackoff, func() { root.Send(self, retryIO{gen}) })
 		return
+	}
+	if publish {
+		a.d.Metrics.DeltaPublished()
 	}
 	if a.ioPending {
 		a.logger().Info("writing presence works again")
@@ -368,6 +379,7 @@ func (a *userActor) renew() {
 // stops.
 func (a *userActor) fenced() {
 	a.logger().Warn("a newer activation took this user over: closing this one's windows and stopping")
+	a.d.Metrics.LeaseLost()
 	for _, c := range a.rules.Conns() {
 		a.d.System.Root.Send(c.pid(), envelope(&actorpb.Kick{CloseCode: uint32(wire.CloseInternal), ErrorCode: wire.ErrInternal,
 			Msg: "your session moved to another node: reconnect and resume"}))

@@ -109,16 +109,16 @@ func (v *View) snapshot() wire.Sync {
 }
 
 // Deliver is Apply for a change published to many followers at once: the frame comes encoded,
-// shared with the other followers who saw the same previous state (see Delivery). A rename still
-// answers with a whole new sync, encoded for this view alone.
-func (v *View) Deliver(d *Delivery, visible Visible) ([]byte, bool) {
+// shared with the other followers who saw the same previous state (see Delivery), with its
+// type ("u", "o", "x"). A rename still answers with a whole new sync, encoded for this view alone.
+func (v *View) Deliver(d *Delivery, visible Visible) (frame []byte, typ string, ok bool) {
 	up := d.Update
 	cur, next, ok := v.advance(up, visible)
 	if !ok {
-		return nil, false
+		return nil, "", false
 	}
 	if next.login != cur.login {
-		return wire.Encode(v.snapshot()), true
+		return wire.Encode(v.snapshot()), "sync", true
 	}
 	return d.frame(next.login, cur.presence, next.presence)
 }

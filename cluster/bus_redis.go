@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/presenced/presenced/metrics"
 )
 
 var _ Bus = (*RedisBus)(nil)
@@ -26,6 +28,7 @@ type RedisBus struct {
 	cancel    context.CancelFunc
 	done      chan struct{}
 	published uint64
+	m         *metrics.Metrics
 
 	mu   sync.Mutex
 	down error // non-nil while the subscription connection is broken
@@ -37,20 +40,24 @@ type RedisBusOptions struct {
 	// connection came back after a failure: messages may have been lost while it was down, so
 	// the node re-syncs its views.
 	OnResubscribed func()
+	// Metrics counts publishes, subscriptions and errors; nil counts nothing.
+	Metrics *metrics.Metrics
 }
 
 // NewRedisBus starts the subscription reader. Close stops it.
 func NewRedisBus(rdb *redis.Client, deliver Deliver, opt RedisBusOptions) *RedisBus {
 	ctx, cancel := context.WithCancel(context.Background())
-	b := &RedisBus{rdb: rdb, ps: rdb.Subscribe(ctx), deliver: deliver, onResume: opt.OnResubscribed, cancel: cancel, done: make(chan struct{})}
+	b := &RedisBus{rdb: rdb, ps: rdb.Subscribe(ctx), deliver: deliver, onResume: opt.OnResubscribed, cancel: cancel, done: make(chan struct{}), m: opt.Metrics}
 	go b.read(ctx)
 	return b
 }
 
 func (b *RedisBus) Publish(ctx context.Context, user string, payload []byte) error {
 	if err := b.rdb.Publish(ctx, Channel(user), payload).Err(); err != nil {
+		b.m.RedisError("publish")
 		return fmt.Errorf("bus: publish %s: %w", user, err)
 	}
+	b.m.RedisPublished()
 	return nil
 }
 
@@ -59,13 +66,16 @@ func (b *RedisBus) Subscribe(ctx context.Context, user string) error {
 		// go-redis remembers the channel and subscribes again on reconnect, so the node keeps
 		// working once Redis is back; the caller learns that it is degraded now.
 		b.setDown(err)
+		b.m.RedisError("subscribe")
 		return fmt.Errorf("bus: subscribe %s: %w", user, err)
 	}
+	b.m.RedisSubscribed()
 	return nil
 }
 
 func (b *RedisBus) Unsubscribe(ctx context.Context, user string) error {
 	if err := b.ps.Unsubscribe(ctx, Channel(user)); err != nil {
+		b.m.RedisError("unsubscribe")
 		return fmt.Errorf("bus: unsubscribe %s: %w", user, err)
 	}
 	return nil
@@ -116,6 +126,7 @@ func (b *RedisBus) read(ctx context.Context) {
 				}
 			}
 			b.setDown(err)
+			b.m.RedisError("receive")
 			select {
 			case <-ctx.Done():
 				return

@@ -92,6 +92,6 @@ func TestRedisFollows(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = rdb.Close() })
-		return cluster.NewRedisFollows(rdb)
+		return cluster.NewRedisFollows(rdb, nil)
 	})
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/presenced/presenced/metrics"
 )
 
 var _ Follows = (*RedisFollows)(nil)
@@ -12,10 +14,15 @@ var _ Follows = (*RedisFollows)(nil)
 // RedisFollows keeps each user's list in two keys: presenced:following:<id> (the record, with
 // the source's validators) and presenced:follows:<id> (a set of followed ids, for SISMEMBER).
 // Both expire FollowsTTL after the last save.
-type RedisFollows struct{ rdb *redis.Client }
+type RedisFollows struct {
+	rdb *redis.Client
+	m   *metrics.Metrics
+}
 
-// NewRedisFollows uses rdb (see NewRedisClient).
-func NewRedisFollows(rdb *redis.Client) *RedisFollows { return &RedisFollows{rdb: rdb} }
+// NewRedisFollows uses rdb (see NewRedisClient); m counts failed calls (nil: none).
+func NewRedisFollows(rdb *redis.Client, m *metrics.Metrics) *RedisFollows {
+	return &RedisFollows{rdb: rdb, m: m}
+}
 
 func followingKey(user string) string { return "presenced:following:" + user }
 func followsKey(user string) string   { return "presenced:follows:" + user }
@@ -26,6 +33,7 @@ func (r *RedisFollows) LoadFollowing(ctx context.Context, user string) ([]byte, 
 		return nil, fmt.Errorf("follows: %s: %w", user, ErrNotFound)
 	}
 	if err != nil {
+		r.m.RedisError("following_load")
 		return nil, fmt.Errorf("follows: load %s: %w", user, err)
 	}
 	return b, nil
@@ -50,6 +58,7 @@ func (r *RedisFollows) SaveFollowing(ctx context.Context, user string, rec []byt
 		return nil
 	})
 	if err != nil {
+		r.m.RedisError("following_save")
 		return fmt.Errorf("follows: save %s: %w", user, err)
 	}
 	return nil
@@ -62,6 +71,7 @@ func (r *RedisFollows) TouchFollowing(ctx context.Context, user string, rec []by
 		return nil
 	})
 	if err != nil {
+		r.m.RedisError("following_touch")
 		return fmt.Errorf("follows: touch %s: %w", user, err)
 	}
 	return nil
@@ -80,6 +90,7 @@ func (r *RedisFollows) FollowedBy(ctx context.Context, user string, candidates [
 		return nil
 	})
 	if err != nil {
+		r.m.RedisError("followed_by")
 		return nil, fmt.Errorf("follows: followed-by %s: %w", user, err)
 	}
 	out := make([]bool, len(candidates))

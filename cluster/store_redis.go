@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/presenced/presenced/metrics"
 )
 
 var (
@@ -20,6 +22,7 @@ func hostedKey(member string) string { return "presenced:hosted:" + member }
 
 func (s *RedisStore) Track(ctx context.Context, member, user string) error {
 	if err := s.rdb.SAdd(ctx, hostedKey(member), user).Err(); err != nil {
+		s.m.RedisError("track")
 		return fmt.Errorf("store: track %s on %s: %w", user, member, err)
 	}
 	return nil
@@ -27,6 +30,7 @@ func (s *RedisStore) Track(ctx context.Context, member, user string) error {
 
 func (s *RedisStore) Untrack(ctx context.Context, member, user string) error {
 	if err := s.rdb.SRem(ctx, hostedKey(member), user).Err(); err != nil {
+		s.m.RedisError("untrack")
 		return fmt.Errorf("store: untrack %s on %s: %w", user, member, err)
 	}
 	return nil
@@ -42,6 +46,7 @@ func (s *RedisStore) TakeOrphans(ctx context.Context, member string) ([]string, 
 		return nil
 	})
 	if err != nil {
+		s.m.RedisError("orphans")
 		return nil, fmt.Errorf("store: orphans of %s: %w", member, err)
 	}
 	return users.Val(), nil
@@ -57,10 +62,14 @@ func (s *RedisStore) TakeOrphans(ctx context.Context, member string) ([]string, 
 type RedisStore struct {
 	rdb *redis.Client
 	ttl time.Duration
+	m   *metrics.Metrics
 }
 
-// NewRedisStore uses rdb (the caller closes it); leases last LeaseTTL.
-func NewRedisStore(rdb *redis.Client) *RedisStore { return &RedisStore{rdb: rdb, ttl: LeaseTTL} }
+// NewRedisStore uses rdb (the caller closes it); leases last LeaseTTL. m counts the PUBLISHes
+// of the save script and failed calls; nil counts nothing.
+func NewRedisStore(rdb *redis.Client, m *metrics.Metrics) *RedisStore {
+	return &RedisStore{rdb: rdb, ttl: LeaseTTL, m: m}
+}
 
 func recordKey(user string) string   { return "presenced:user:" + user }
 func presenceKey(user string) string { return "presenced:presence:" + user }
@@ -104,6 +113,7 @@ return e`)
 func (s *RedisStore) Acquire(ctx context.Context, user string) (uint64, error) {
 	n, err := acquireScript.Run(ctx, s.rdb, []string{epochKey(user), leaseKey(user)}, time.Now().UnixMicro(), s.ttl.Milliseconds()).Uint64()
 	if err != nil {
+		s.m.RedisError("acquire")
 		return 0, fmt.Errorf("store: acquire %s: %w", user, err)
 	}
 	return n, nil
@@ -117,10 +127,14 @@ func (s *RedisStore) save(ctx context.Context, user string, epoch uint64, record
 	ok, err := saveScript.Run(ctx, s.rdb, []string{leaseKey(user), epochKey(user), recordKey(user), presenceKey(user)},
 		strconv.FormatUint(epoch, 10), s.ttl.Milliseconds(), record, presence, pub, Channel(user)).Int()
 	if err != nil {
+		s.m.RedisError("save")
 		return fmt.Errorf("store: save %s: %w", user, err)
 	}
 	if ok == 0 {
 		return ErrFenced
+	}
+	if publish {
+		s.m.RedisPublished()
 	}
 	return nil
 }
@@ -128,6 +142,7 @@ func (s *RedisStore) save(ctx context.Context, user string, epoch uint64, record
 func (s *RedisStore) Renew(ctx context.Context, user string, epoch uint64) error {
 	ok, err := renewScript.Run(ctx, s.rdb, []string{leaseKey(user), epochKey(user)}, strconv.FormatUint(epoch, 10), s.ttl.Milliseconds()).Int()
 	if err != nil {
+		s.m.RedisError("renew")
 		return fmt.Errorf("store: renew %s: %w", user, err)
 	}
 	if ok == 0 {
@@ -147,6 +162,7 @@ func (s *RedisStore) LoadUser(ctx context.Context, user string) ([]byte, error) 
 		return nil, ErrNotFound
 	}
 	if err != nil {
+		s.m.RedisError("load")
 		return nil, fmt.Errorf("store: load %s: %w", user, err)
 	}
 	return b, nil
@@ -168,6 +184,7 @@ func (s *RedisStore) Presences(ctx context.Context, users []string) ([][]byte, e
 	}
 	vals, err := s.rdb.MGet(ctx, keys...).Result()
 	if err != nil {
+		s.m.RedisError("presences")
 		return nil, fmt.Errorf("store: presences of %d users: %w", len(users), err)
 	}
 	for i, v := range vals {
@@ -181,6 +198,7 @@ func (s *RedisStore) Presences(ctx context.Context, users []string) ([][]byte, e
 // Ready pings Redis: the node's readiness check.
 func (s *RedisStore) Ready(ctx context.Context) error {
 	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		s.m.RedisError("ping")
 		return fmt.Errorf("store: redis ping: %w", err)
 	}
 	return nil

@@ -20,7 +20,7 @@ func TestRedisStore(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = rdb.Close() })
-		return cluster.NewRedisStore(rdb)
+		return cluster.NewRedisStore(rdb, nil)
 	})
 }
 
@@ -33,7 +33,7 @@ func TestRedisLeaseLapse(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rdb.Close()
-	s := cluster.NewRedisStore(rdb)
+	s := cluster.NewRedisStore(rdb, nil)
 	ctx := context.Background()
 	e1 := acquire(t, s, "alice")
 	if ttl := rdb.PTTL(ctx, "presenced:lease:alice").Val(); ttl <= 0 || ttl > cluster.LeaseTTL {

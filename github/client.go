@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/presenced/presenced/auth"
+	"github.com/presenced/presenced/metrics"
 )
 
 // ErrUnauthorized: GitHub answered 401 for the token (revoked, expired or never valid).
@@ -82,6 +83,9 @@ type Client struct {
 	hc   *http.Client
 	// now is the clock for rate-limit waits; tests replace it before the first call.
 	now func() time.Time
+	// Metrics counts every request sent, by endpoint and status; nil counts nothing. Set it
+	// before the first call.
+	Metrics *metrics.Metrics
 
 	mu        sync.Mutex
 	tokens    map[string]*tokenState // by TokenKey; guarded by mu
@@ -136,7 +140,7 @@ func (c *Client) User(ctx context.Context, token string) (User, error) {
 		return User{}, err
 	}
 	defer c.release(key, st)
-	resp, err := c.get(ctx, st, token, u, "")
+	resp, err := c.get(ctx, st, token, metrics.EndpointUser, u, "")
 	if err != nil {
 		return User{}, err
 	}
@@ -261,7 +265,8 @@ type response struct {
 
 // get makes one GET with the token, whose lock the caller holds. etag, when set, is sent as
 // If-None-Match. Only 200 and 304 come back as a response; everything else is an error.
-func (c *Client) get(ctx context.Context, st *tokenState, token, target, etag string) (*response, error) {
+// endpoint names the call for metrics (metrics.EndpointUser, metrics.EndpointFollowing).
+func (c *Client) get(ctx context.Context, st *tokenState, token, endpoint, target, etag string) (*response, error) {
 	c.mu.Lock()
 	until := st.notBefore
 	c.mu.Unlock()
@@ -281,6 +286,7 @@ func (c *Client) get(ctx context.Context, st *tokenState, token, target, etag st
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
+		c.Metrics.GitHubCall(endpoint, 0)
 		var ue *url.Error
 		if errors.As(err, &ue) { // its text repeats the URL
 			err = ue.Err
@@ -288,6 +294,7 @@ func (c *Client) get(ctx context.Context, st *tokenState, token, target, etag st
 		return nil, fmt.Errorf("github: GET %s: %w", target, err)
 	}
 	defer resp.Body.Close()
+	c.Metrics.GitHubCall(endpoint, resp.StatusCode)
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	if err != nil {
 		return nil, fmt.Errorf("github: GET %s: read: %w", target, err)

@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/presenced/presenced/metrics"
 )
 
 // Page is one page of GET /user/following as last read: the caller keeps the pages of the last
@@ -85,7 +87,7 @@ func (c *Client) Following(ctx context.Context, token string, prev []Page) (page
 
 // page reads one page; old is the page with the same URL from the last list (zero if none).
 func (c *Client) page(ctx context.Context, st *tokenState, token, target string, old Page) (Page, bool, error) {
-	resp, err := c.get(ctx, st, token, target, old.ETag)
+	resp, err := c.get(ctx, st, token, metrics.EndpointFollowing, target, old.ETag)
 	if err != nil {
 		return Page{}, false, err
 	}

@@ -61,6 +61,7 @@ type conn struct {
 
 func newConn(n *Node, nc net.Conn) *conn {
 	c := &conn{n: n, nc: nc, out: newOutbox(nc, &n.cfg), actorDone: make(chan struct{})}
+	c.out.metrics = n.cfg.Metrics
 	return c
 }
 
@@ -99,6 +100,7 @@ func (c *conn) serve() {
 		return
 	}
 	_ = c.nc.SetWriteDeadline(time.Time{})
+	c.n.cfg.Metrics.ConnOpened()
 	c.lastHeard.Store(c.start.UnixNano())
 	c.out.afterError = c.writeFailed
 	c.out.afterClose = c.closeSent
@@ -310,6 +312,7 @@ func (c *conn) finish() {
 	}
 	c.out.Stop()
 	_ = c.nc.Close()
+	c.n.cfg.Metrics.ConnClosed(c.out.closeInfo())
 	c.n.connDone(c)
 }
 
@@ -426,6 +429,7 @@ func (c *conn) onText(b []byte) {
 		}
 		return
 	}
+	c.n.cfg.Metrics.FrameIn(f)
 	if c.pid == nil {
 		h, ok := f.(wire.Hello)
 		if !ok {
@@ -455,9 +459,11 @@ func (c *conn) admit() bool {
 	if c.limiter.allow(time.Now()) {
 		return true
 	}
+	c.n.cfg.Metrics.RateLimited()
 	if c.limiter.abusive() {
 		c.fail(&wire.Error{Code: wire.ErrRateLimited, Msg: "sustained flooding: closing", Close: wire.ClosePolicy})
 	} else if c.limiter.shouldWarn() {
+		c.n.cfg.Metrics.FrameOut("error")
 		c.out.Write(wire.Encode(wire.ErrorFrame{Code: wire.ErrRateLimited, Msg: "over 20 frames per second (burst 40): frames dropped"}))
 	}
 	return false
@@ -470,9 +476,11 @@ func (c *conn) hello(h wire.Hello) {
 	id, err := c.n.cfg.Auth.Authenticate(ctx, h.Token)
 	if err != nil {
 		if errors.Is(err, auth.ErrUnauthorized) {
+			c.n.cfg.Metrics.Hello(h.Resume != "", wire.ErrUnauthorized)
 			c.fail(&wire.Error{Code: wire.ErrUnauthorized, Msg: "token not accepted: get a new one", Close: wire.CloseUnauthorized})
 		} else {
 			c.logger().Warn("authentication failed", zap.Error(err))
+			c.n.cfg.Metrics.Hello(h.Resume != "", wire.ErrInternal)
 			c.fail(&wire.Error{Code: wire.ErrInternal, Msg: "could not check the token: try again", Close: wire.CloseInternal})
 		}
 		return
@@ -480,16 +488,19 @@ func (c *conn) hello(h wire.Hello) {
 	t, err := c.n.follows.get(ctx, id, h.Token)
 	if err != nil {
 		if errors.Is(err, auth.ErrUnauthorized) {
+			c.n.cfg.Metrics.Hello(h.Resume != "", wire.ErrUnauthorized)
 			c.fail(&wire.Error{Code: wire.ErrUnauthorized, Msg: "token not accepted: get a new one", Close: wire.CloseUnauthorized})
 			return
 		}
 		c.logger().Warn("loading follow graph failed", zap.String("user", id.ID), zap.Error(err))
+		c.n.cfg.Metrics.Hello(h.Resume != "", wire.ErrInternal)
 		c.fail(&wire.Error{Code: wire.ErrInternal, Msg: "could not load whom you follow: try again", Close: wire.CloseInternal})
 		return
 	}
 	c.limiter = newLimiter(&c.n.cfg)
 	done := c.actorDone
 	spec := actors.ConnSpec{User: id.ID, Login: id.Login, Following: withoutSelf(t.list, id.ID), GraphVersion: t.version, Hello: h, Socket: c.out}
+	spec.HelloAt = time.Unix(0, c.lastHeard.Load()) // when the hello frame was read
 	props := actors.ConnProps(c.n.deps, spec).Configure(actor.WithReceiverMiddleware(onStopped(done)))
 	pid := c.n.system.Root.Spawn(props)
 	c.mu.Lock()
@@ -527,5 +538,5 @@ func (c *conn) logger() *zap.Logger {
 	if c.user == "" {
 		return c.n.log
 	}
-	return c.n.log.With(zap.String("user", c.user))
+	return c.n.log.With(zap.String("user", c.user), zap.String("conn", c.pid.GetId()))
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/presenced/presenced/actors"
+	"github.com/presenced/presenced/metrics"
 	"github.com/presenced/presenced/wire"
 )
 
@@ -27,7 +28,8 @@ type outbox struct {
 	nc       net.Conn
 	maxBytes int
 	wtimeout time.Duration
-	delay    time.Duration // text frames wait this long for company before a writer starts
+	delay    time.Duration    // text frames wait this long for company before a writer starts
+	metrics  *metrics.Metrics // counts the bytes writers take; nil: none (set by newConn)
 
 	// Set by useFlusher before the first frame (polled TCP sockets): text frames then go out
 	// through the node's flusher with non-blocking writes on rc, and a writer goroutine runs
@@ -135,6 +137,7 @@ func (o *outbox) flushFast(buf []byte) []byte {
 		buf = appendFrame(buf, ws.OpText, f)
 	}
 	clear(o.frames)
+	o.metrics.BytesOut(o.bytes)
 	o.frames, o.bytes, o.pong, o.ping = o.frames[:0], 0, nil, false
 	if len(buf) == 0 {
 		o.mu.Unlock()
@@ -273,6 +276,7 @@ func (o *outbox) run() {
 			return
 		}
 		batch, o.frames = o.frames, batch[:0]
+		o.metrics.BytesOut(o.bytes)
 		o.bytes = 0
 		pong, ping, cl, carry := o.pong, o.ping, o.closing, o.carry
 		o.pong, o.ping, o.carry = nil, false, nil

@@ -756,17 +756,20 @@ func (x *Kick) GetMsg() string {
 // PresenceUpdate is a user's public presence as published on presence:<user> and stored for sync.
 // version grows by one with every publish of that user; followers drop what is not newer.
 type PresenceUpdate struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
-	Version       uint64                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
-	State         int32                  `protobuf:"varint,3,opt,name=state,proto3" json:"state,omitempty"`       // wire.State
-	Activity      int32                  `protobuf:"varint,4,opt,name=activity,proto3" json:"activity,omitempty"` // wire.Activity
-	Project       string                 `protobuf:"bytes,5,opt,name=project,proto3" json:"project,omitempty"`
-	Language      string                 `protobuf:"bytes,6,opt,name=language,proto3" json:"language,omitempty"`
-	LastSeenMs    int64                  `protobuf:"varint,7,opt,name=last_seen_ms,json=lastSeenMs,proto3" json:"last_seen_ms,omitempty"`
-	Login         string                 `protobuf:"bytes,8,opt,name=login,proto3" json:"login,omitempty"`                                     // the name followers are shown (the user key is the GitHub id)
-	Mutual        bool                   `protobuf:"varint,9,opt,name=mutual,proto3" json:"mutual,omitempty"`                                  // visible_to mutual: only followers the user follows back may see it
-	GraphVersion  uint64                 `protobuf:"varint,10,opt,name=graph_version,json=graphVersion,proto3" json:"graph_version,omitempty"` // version of the user's following list the audience was decided on
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	User         string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	Version      uint64                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	State        int32                  `protobuf:"varint,3,opt,name=state,proto3" json:"state,omitempty"`       // wire.State
+	Activity     int32                  `protobuf:"varint,4,opt,name=activity,proto3" json:"activity,omitempty"` // wire.Activity
+	Project      string                 `protobuf:"bytes,5,opt,name=project,proto3" json:"project,omitempty"`
+	Language     string                 `protobuf:"bytes,6,opt,name=language,proto3" json:"language,omitempty"`
+	LastSeenMs   int64                  `protobuf:"varint,7,opt,name=last_seen_ms,json=lastSeenMs,proto3" json:"last_seen_ms,omitempty"`
+	Login        string                 `protobuf:"bytes,8,opt,name=login,proto3" json:"login,omitempty"`                                     // the name followers are shown (the user key is the GitHub id)
+	Mutual       bool                   `protobuf:"varint,9,opt,name=mutual,proto3" json:"mutual,omitempty"`                                  // visible_to mutual: only followers the user follows back may see it
+	GraphVersion uint64                 `protobuf:"varint,10,opt,name=graph_version,json=graphVersion,proto3" json:"graph_version,omitempty"` // version of the user's following list the audience was decided on
+	// published_us is when the user actor published this (unix µs, its node's clock), for the
+	// flush-to-write latency of followers' frames; 0 from older nodes.
+	PublishedUs   int64 `protobuf:"varint,11,opt,name=published_us,json=publishedUs,proto3" json:"published_us,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -867,6 +870,13 @@ func (x *PresenceUpdate) GetMutual() bool {
 func (x *PresenceUpdate) GetGraphVersion() uint64 {
 	if x != nil {
 		return x.GraphVersion
+	}
+	return 0
+}
+
+func (x *PresenceUpdate) GetPublishedUs() int64 {
+	if x != nil {
+		return x.PublishedUs
 	}
 	return 0
 }
@@ -1338,7 +1348,7 @@ const file_envelope_proto_rawDesc = "" +
 	"close_code\x18\x01 \x01(\rR\tcloseCode\x12\x1d\n" +
 	"\n" +
 	"error_code\x18\x02 \x01(\tR\terrorCode\x12\x10\n" +
-	"\x03msg\x18\x03 \x01(\tR\x03msg\"\x9b\x02\n" +
+	"\x03msg\x18\x03 \x01(\tR\x03msg\"\xbe\x02\n" +
 	"\x0ePresenceUpdate\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x14\n" +
@@ -1351,7 +1361,8 @@ const file_envelope_proto_rawDesc = "" +
 	"\x05login\x18\b \x01(\tR\x05login\x12\x16\n" +
 	"\x06mutual\x18\t \x01(\bR\x06mutual\x12#\n" +
 	"\rgraph_version\x18\n" +
-	" \x01(\x04R\fgraphVersion\"\xa5\x03\n" +
+	" \x01(\x04R\fgraphVersion\x12!\n" +
+	"\fpublished_us\x18\v \x01(\x03R\vpublishedUs\"\xa5\x03\n" +
 	"\n" +
 	"UserRecord\x12A\n" +
 	"\tpublished\x18\x01 \x01(\v2#.presenced.actors.v1.PresenceUpdateR\tpublished\x12\x1c\n" +

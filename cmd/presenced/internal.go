@@ -1,8 +1,8 @@
 package main
 
 // The internal listener (--internal-listen, 127.0.0.1:9090 by default) is a plain net/http
-// server with its own mux, apart from the public port: probes and profiles never compete with,
-// or show on, the WebSocket port (which answers 404 to anything but /ws).
+// server with its own mux, apart from the public port: probes, metrics and profiles never
+// compete with, or show on, the WebSocket port (which answers 404 to anything but /ws).
 //
 // Importing net/http/pprof registers its handlers on http.DefaultServeMux as a side effect.
 // That is harmless here because presenced never serves the default mux: the internal server
@@ -20,7 +20,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
+
+	"github.com/presenced/presenced/metrics"
 )
 
 const (
@@ -74,9 +79,18 @@ func (r *readiness) check(ctx context.Context) error {
 	return nil
 }
 
-// internalMux routes the internal listener. Further operator endpoints (metrics) are added here
-// the same way: one thin handler over a method of the node.
-func internalMux(r *readiness, withPprof bool) *http.ServeMux {
+// newMetrics makes the process's own registry, with the Go runtime's and the process's
+// collectors and presenced's metrics, for /metrics. Nothing is ever registered on, or served
+// from, prometheus's default registry.
+func newMetrics() (*prometheus.Registry, *metrics.Metrics) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg, metrics.New(reg)
+}
+
+// internalMux routes the internal listener: one thin handler per operator endpoint. gather is
+// the process's own registry (newMetrics), served at /metrics; nil: no /metrics.
+func internalMux(r *readiness, gather prometheus.Gatherer, withPprof bool) *http.ServeMux {
 	mux := http.NewServeMux()
 	// Liveness: the process serves HTTP. It checks nothing else, so a Redis outage (which
 	// readiness reports) never gets the process restarted.
@@ -92,6 +106,11 @@ func internalMux(r *readiness, withPprof bool) *http.ServeMux {
 		}
 		_, _ = fmt.Fprintln(w, "ok")
 	})
+	if gather != nil {
+		// The Prometheus text format; a collector that fails makes the scrape fail with 500 and
+		// the reason, so the scraper reports it.
+		mux.Handle("GET /metrics", promhttp.HandlerFor(gather, promhttp.HandlerOpts{}))
+	}
 	if withPprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index) // the index and every named profile (heap, goroutine, ...)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

@@ -53,9 +53,9 @@ func expect(t *testing.T, url string, status int, body string) {
 	}
 }
 
-// TestInternalListener: /healthz and /readyz answer on the internal port of a started node,
-// readiness fails with the reason once draining, pprof is off by default, and the public port
-// serves none of it.
+// TestInternalListener: /healthz, /readyz and /metrics answer on the internal port of a
+// started node, readiness fails with the reason once draining, pprof is off by default, and the
+// public port serves none of it.
 func TestInternalListener(t *testing.T) {
 	a := startApp(t)
 	in := "http://" + a.internal.addr.String()
@@ -63,8 +63,8 @@ func TestInternalListener(t *testing.T) {
 	expect(t, in+"/healthz", http.StatusOK, "ok")
 	expect(t, in+"/readyz", http.StatusOK, "ok")
 	expect(t, in+"/debug/pprof/", http.StatusNotFound, "")
-	expect(t, in+"/metrics", http.StatusNotFound, "")
-	for _, path := range []string{"/healthz", "/readyz", "/debug/pprof/"} {
+	expect(t, in+"/metrics", http.StatusOK, "# TYPE presenced_connections gauge")
+	for _, path := range []string{"/healthz", "/readyz", "/metrics", "/debug/pprof/"} {
 		expect(t, pub+path, http.StatusNotFound, "")
 	}
 	resp, err := http.Post(in+"/healthz", "text/plain", nil)
@@ -137,7 +137,7 @@ func (hangingNode) Ready(ctx context.Context) error {
 func TestReadinessReasons(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := &readiness{}
-		mux := internalMux(r, false)
+		mux := internalMux(r, nil, false)
 		check := func(status int, body string) {
 			t.Helper()
 			rec := httptest.NewRecorder()
