@@ -11,6 +11,7 @@ import (
 
 	"github.com/presenced/presenced/actors"
 	"github.com/presenced/presenced/auth"
+	"github.com/presenced/presenced/metrics"
 )
 
 // Config configures a node. Zero durations and sizes take the documented defaults.
@@ -33,6 +34,7 @@ type Config struct {
 	FrameTimeout  time.Duration // a frame that has begun must arrive whole within this (10 s)
 	AuthTimeout   time.Duration // one Authenticate, and one follow-list fetch (all pages) (10 s)
 	MaxQueueBytes int           // outbound bytes queued per socket before a slow-consumer close (256 KiB)
+	DrainRate     int           // sockets per second a shutdown tells to resume elsewhere (5,000)
 	// WriteDelay is how long a text frame queued on an idle socket waits for more before the
 	// write (5 ms; negative: write at once). Frames queued in that window leave in one write.
 	WriteDelay time.Duration
@@ -56,6 +58,9 @@ type Config struct {
 	NoPoll bool
 
 	Log *zap.Logger // nil: no logs
+	// Metrics is where the node and its actors, bus and store count (see package metrics);
+	// nil counts nothing.
+	Metrics *metrics.Metrics
 }
 
 // DefaultWriteDelay is Config.WriteDelay's default: long enough to gather the frames of one
@@ -88,6 +93,9 @@ func (c *Config) setDefaults() error {
 	dur(&c.AbuseWindow, 10*time.Second)
 	dur(&c.RefreshInterval, 10*time.Minute)
 	dur(&c.RevalidateAfter, 30*time.Second)
+	if c.DrainRate <= 0 {
+		c.DrainRate = 5000
+	}
 	if c.MaxQueueBytes <= 0 {
 		c.MaxQueueBytes = 256 << 10
 	}

@@ -63,10 +63,10 @@ func New(cfg Config) (*Node, error) {
 			return nil, err
 		}
 		n.closers = append(n.closers, func(context.Context) error { return rdb.Close() })
-		store = cluster.NewRedisStore(rdb)
-		followStore = cluster.NewRedisFollows(rdb)
+		store = cluster.NewRedisStore(rdb, cfg.Metrics)
+		followStore = cluster.NewRedisFollows(rdb, cfg.Metrics)
 		newBus = func(d cluster.Deliver) cluster.Bus {
-			b := cluster.NewRedisBus(rdb, d, cluster.RedisBusOptions{OnResubscribed: n.resync})
+			b := cluster.NewRedisBus(rdb, d, cluster.RedisBusOptions{OnResubscribed: n.resync, Metrics: cfg.Metrics})
 			n.closers = append([]func(context.Context) error{b.Close}, n.closers...)
 			return b
 		}
@@ -77,7 +77,9 @@ func New(cfg Config) (*Node, error) {
 		// unreachable, not as a local actor that happens to have the same id.
 		system.ProcessRegistry.Address = "local-" + actors.RandomToken()[:12]
 		n.deps, n.placement = actors.NewLocalDeps(system, store, newBus, cfg.User, log)
+		n.deps.Metrics = cfg.Metrics // before any actor starts: they read it unguarded
 		n.withFollows(followStore)
+		n.withMetrics()
 		return n, nil
 	}
 	if cfg.RedisURL == "" {
@@ -87,13 +89,23 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.deps = actors.NewDeps(system, store, newBus, cfg.User, log)
+	n.deps.Metrics = cfg.Metrics // before the cluster can start grains: they read it unguarded
 	c, err := startCluster(cfg.Cluster, system, n.deps, n.membersLeft)
 	if err != nil {
+		// The bus and the Redis client exist already: close them, or their goroutines outlive
+		// the refused node.
+		for _, cl := range n.closers {
+			_ = cl(context.Background())
+		}
+		if !system.IsStopped() { // a member that did not join has shut its system down already
+			system.Shutdown()
+		}
 		return nil, err
 	}
 	n.cluster = c
 	n.deps.Placement = cluster.NewGrainPlacement(c.c, log)
 	n.withFollows(followStore)
+	n.withMetrics()
 	return n, nil
 }
 
@@ -213,10 +225,14 @@ func (n *Node) Stats() Stats {
 }
 
 // Shutdown stops accepting, tells every client to resume elsewhere (error server_restart, close
-// 1012), waits for the sockets to finish (or ctx), then stops the actors. Pass a fresh context,
-// not the cancelled signal one.
+// 1012) in batches at Config.DrainRate, waits for the sockets to finish (or ctx), then stops the
+// actors. Pass a fresh context, not the cancelled signal one. Later calls return at once.
 func (n *Node) Shutdown(ctx context.Context) error {
 	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil // shut down already (or being shut down by another caller)
+	}
 	n.closed = true
 	for ln := range n.listeners {
 		_ = ln.Close()
@@ -226,9 +242,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		conns = append(conns, c)
 	}
 	n.mu.Unlock()
-	for _, c := range conns {
-		c.out.Close(wire.CloseServiceRestart, wire.ErrServerRestart, "server restarting: reconnect and resume")
-	}
+	n.drain(ctx, conns)
 	done := make(chan struct{})
 	go func() { n.wg.Wait(); close(done) }()
 	var err error
@@ -256,6 +270,32 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		}
 	}
 	return err
+}
+
+// drainTick is how often a drain closes its next batch of sockets.
+const drainTick = 50 * time.Millisecond
+
+// drain tells every socket to resume elsewhere (error server_restart, close 1012) at
+// cfg.DrainRate sockets per second, in batches every drainTick, so the nodes that take the
+// resumes get a steady stream instead of every client at once. Once ctx is done the rest are
+// told at once.
+func (n *Node) drain(ctx context.Context, conns []*conn) {
+	batch := max(1, n.cfg.DrainRate*int(drainTick)/int(time.Second))
+	t := time.NewTimer(drainTick)
+	defer t.Stop()
+	for i := 0; i < len(conns); i += batch {
+		if i > 0 {
+			t.Reset(drainTick)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				batch = len(conns) // out of time: the rest now
+			}
+		}
+		for _, c := range conns[i:min(i+batch, len(conns))] {
+			c.out.Close(wire.CloseServiceRestart, wire.ErrServerRestart, "server restarting: reconnect and resume")
+		}
+	}
 }
 
 // membersLeft wakes the users whose actors lived on members that left, so they rebuild on a

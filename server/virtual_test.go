@@ -1,8 +1,10 @@
 package server_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -407,5 +409,45 @@ func TestWriteDelayBatches(t *testing.T) {
 		since(t, start, 2*time.Second+server.DefaultWriteDelay)
 		b.Expect(wire.Update{ID: "carol", Has: wire.FieldActivity, Activity: wire.Coding})
 		since(t, start, 2*time.Second+server.DefaultWriteDelay)
+	})
+}
+
+// TestDrainInBatches: a shutdown tells sockets to resume elsewhere at DrainRate per second, in
+// batches every 50 ms: with 1,000 per second, 120 sockets hear server_restart in batches of
+// 50, 50 and 20, 50 ms apart.
+func TestDrainInBatches(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		graph := map[string][]string{}
+		for i := range 120 {
+			graph[fmt.Sprintf("u%d", i)] = nil
+		}
+		cfg := testkit.DevConfig(graph)
+		cfg.DrainRate = 1000
+		n := vnodeWith(t, cfg)
+		clients := make([]*testkit.Client, 120)
+		for i := range clients {
+			clients[i] = vconnect(t, n, wire.Hello{Token: fmt.Sprintf("u%d", i)})
+		}
+		time.Sleep(time.Minute) // every online publish is out
+		start := time.Now()
+		heard := make(chan time.Duration, len(clients))
+		for _, c := range clients {
+			go func() {
+				r := c.NextReceived()
+				if e, ok := r.Frame.(wire.ErrorFrame); !ok || e.Code != wire.ErrServerRestart {
+					t.Errorf("%v: want error server_restart, got %#v (%v)", c, r.Frame, r.Err)
+				}
+				heard <- time.Since(start)
+			}()
+		}
+		go func() { _ = n.Shutdown(context.Background()) }()
+		at := map[time.Duration]int{}
+		for range clients {
+			at[<-heard]++
+		}
+		want := map[time.Duration]int{0: 50, 50 * time.Millisecond: 50, 100 * time.Millisecond: 20}
+		if !reflect.DeepEqual(at, want) {
+			t.Fatalf("server_restart heard at %v, want %v", at, want)
+		}
 	})
 }

@@ -30,10 +30,12 @@ type fileSettings struct {
 	Redis                 yaml.Node `yaml:"redis"`
 	ClusterHost           yaml.Node `yaml:"cluster-host"`
 	ClusterPort           yaml.Node `yaml:"cluster-port"`
+	ClusterProvider       yaml.Node `yaml:"cluster-provider"`
 	ClusterAutomanagePort yaml.Node `yaml:"cluster-automanage-port"`
 	ClusterMembers        yaml.Node `yaml:"cluster-members"`
 	ShutdownTimeout       yaml.Node `yaml:"shutdown-timeout"`
 	DrainDelay            yaml.Node `yaml:"drain-delay"`
+	DrainRate             yaml.Node `yaml:"drain-rate"`
 	GithubAPI             yaml.Node `yaml:"github-api"`
 	GithubTokenTTL        yaml.Node `yaml:"github-token-ttl"`
 	GraphRefresh          yaml.Node `yaml:"graph-refresh"`

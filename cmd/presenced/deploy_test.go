@@ -122,7 +122,8 @@ type k8sObject struct {
 		Replicas                 int
 		Template                 struct {
 			Spec struct {
-				TerminationGracePeriodSeconds int `yaml:"terminationGracePeriodSeconds"`
+				TerminationGracePeriodSeconds int    `yaml:"terminationGracePeriodSeconds"`
+				ServiceAccountName            string `yaml:"serviceAccountName"`
 				Containers                    []struct {
 					Args  []string
 					Ports []struct {
@@ -153,27 +154,23 @@ func TestDeployKubernetes(t *testing.T) {
 	for _, o := range objs {
 		byKind[o.Kind] = append(byKind[o.Kind], o)
 	}
-	if len(byKind["StatefulSet"]) != 1 || len(byKind["PodDisruptionBudget"]) != 1 || len(byKind["Service"]) != 2 {
-		t.Fatalf("kinds: %v", byKind)
-	}
-	sts := byKind["StatefulSet"][0]
-	var peers *k8sObject
-	for i, s := range byKind["Service"] {
-		if s.Metadata.Name == sts.Spec.ServiceName {
-			peers = &byKind["Service"][i]
+	for kind, n := range map[string]int{"Deployment": 1, "PodDisruptionBudget": 1, "Service": 1, "ServiceAccount": 1, "Role": 1, "RoleBinding": 1} {
+		if len(byKind[kind]) != n {
+			t.Fatalf("%d %s, want %d (kinds: %v)", len(byKind[kind]), kind, n, byKind)
 		}
 	}
-	if peers == nil || peers.Spec.ClusterIP != "None" || !peers.Spec.PublishNotReadyAddresses {
-		t.Fatalf("the StatefulSet's service %q must be headless and publish not-ready addresses: %+v", sts.Spec.ServiceName, peers)
+	dep := byKind["Deployment"][0]
+	pod := dep.Spec.Template.Spec
+	if pod.ServiceAccountName != byKind["ServiceAccount"][0].Metadata.Name {
+		t.Errorf("the pods run as %q, not as the ServiceAccount the Role is bound to", pod.ServiceAccountName)
 	}
-	pod := sts.Spec.Template.Spec
 	if len(pod.Containers) != 1 {
 		t.Fatalf("%d containers", len(pod.Containers))
 	}
 	c := pod.Containers[0]
 	o, err := parse(c.Args)
 	if err != nil {
-		t.Fatalf("presenced refuses the StatefulSet's args: %v", err)
+		t.Fatalf("presenced refuses the Deployment's args: %v", err)
 	}
 	ports := map[string]int{}
 	for _, p := range c.Ports {
@@ -187,12 +184,8 @@ func TestDeployKubernetes(t *testing.T) {
 		c.ReadinessProbe.HTTPGet != (struct{ Path, Port string }{"/readyz", "internal"}) {
 		t.Errorf("probes: liveness %+v, readiness %+v", c.LivenessProbe.HTTPGet, c.ReadinessProbe.HTTPGet)
 	}
-	var want []string
-	for i := range sts.Spec.Replicas {
-		want = append(want, fmt.Sprintf("%s-%d.%s:%d", sts.Metadata.Name, i, sts.Spec.ServiceName, o.amPort))
-	}
-	if o.members != strings.Join(want, ",") || ports["automanage"] != o.amPort || ports["remoting"] != o.clusterPort {
-		t.Errorf("--cluster-members %q, want %q (ports %v)", o.members, strings.Join(want, ","), ports)
+	if o.clusterProvider != "k8s" || o.members != "" || o.amPort != 0 || ports["remoting"] != o.clusterPort {
+		t.Errorf("want the k8s provider on the remoting port: provider %q, members %q, automanage %d, ports %v", o.clusterProvider, o.members, o.amPort, ports)
 	}
 	preStop := time.Duration(c.Lifecycle.PreStop.Sleep.Seconds) * time.Second
 	grace := time.Duration(pod.TerminationGracePeriodSeconds) * time.Second

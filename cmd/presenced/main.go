@@ -4,8 +4,8 @@
 //	go run ./cmd/presenced --auth dev --graph examples/graph.json
 //
 // Every setting is a flag, an environment variable (--away-after is PRESENCED_AWAY_AFTER) or a
-// key of the --config YAML file (away-after: 5m); presenced --help lists them. Health, readiness
-// and pprof are on the internal listener (internal.go); SIGTERM drains (see drain).
+// key of the --config YAML file (away-after: 5m); presenced --help lists them. Health, readiness,
+// metrics and pprof are on the internal listener (internal.go); SIGTERM drains (see drain).
 package main
 
 import (
@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -28,6 +29,7 @@ import (
 	"github.com/presenced/presenced/auth"
 	"github.com/presenced/presenced/cluster"
 	"github.com/presenced/presenced/github"
+	"github.com/presenced/presenced/metrics"
 	"github.com/presenced/presenced/server"
 )
 
@@ -54,6 +56,7 @@ func run(args []string) error {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
+	log = log.With(zap.String("node", nodeName(o))) // every line says which node wrote it
 	cluster.SetRedisLogger(log)
 	logSettings(log, o)
 
@@ -90,7 +93,8 @@ type app struct {
 // node is built (joining a cluster takes seconds), so a taken port fails at once; the internal
 // one serves from then on, so liveness answers while readiness still says "starting".
 func start(o options, log *zap.Logger) (*app, error) {
-	cfg, err := nodeConfig(o, log)
+	reg, m := newMetrics()
+	cfg, err := nodeConfig(o, log, m)
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +117,7 @@ func start(o options, log *zap.Logger) (*app, error) {
 			_ = pub.Close()
 			return nil, fmt.Errorf("internal listener on %s: %w (choose another with --internal-listen, or \"\" for none)", o.internalListen, err)
 		}
-		a.internal = startInternal(iln, internalMux(a.ready, o.pprof), log)
+		a.internal = startInternal(iln, internalMux(a.ready, reg, o.pprof), log)
 		internalAddr = a.internal.addr.String()
 	}
 	a.node, err = server.New(cfg)
@@ -200,14 +204,17 @@ func (a *app) stop() error {
 	return nil
 }
 
-// nodeConfig maps the options onto the node's config.
-func nodeConfig(o options, log *zap.Logger) (server.Config, error) {
+// nodeConfig maps the options onto the node's config; the node and the GitHub client count
+// into m (nil: nothing counts).
+func nodeConfig(o options, log *zap.Logger, m *metrics.Metrics) (server.Config, error) {
 	cfg := server.Config{
 		User:            actors.UserConfig{Debounce: o.debounce, AwayAfter: o.awayAfter, ResumeWindow: o.resumeWindow},
 		Log:             log,
+		Metrics:         m,
 		RedisURL:        o.redisURL,
 		RefreshInterval: o.refresh,
 		WriteDelay:      o.writeDelay,
+		DrainRate:       o.drainRate,
 	}
 	if o.writeDelay == 0 {
 		cfg.WriteDelay = -1 // the server's zero value means its default
@@ -216,11 +223,21 @@ func nodeConfig(o options, log *zap.Logger) (server.Config, error) {
 		if o.redisURL == "" {
 			return cfg, errors.New("--cluster-port needs --redis: members share the bus and the store")
 		}
-		if o.amPort == 0 || o.members == "" {
-			return cfg, errors.New("--cluster-port needs --cluster-automanage-port and --cluster-members")
+		switch o.clusterProvider {
+		case server.ProviderAutomanaged:
+			if o.amPort == 0 || o.members == "" {
+				return cfg, errors.New("--cluster-port needs --cluster-automanage-port and --cluster-members (or --cluster-provider k8s inside Kubernetes)")
+			}
+			cfg.Cluster = &server.ClusterConfig{Provider: o.clusterProvider, Host: o.clusterHost, Port: o.clusterPort,
+				AutoManagePort: o.amPort, Members: strings.Split(o.members, ",")}
+		case server.ProviderK8s:
+			if o.amPort != 0 || o.members != "" {
+				return cfg, errors.New("--cluster-provider k8s finds the members through the Kubernetes API: drop --cluster-automanage-port and --cluster-members")
+			}
+			cfg.Cluster = &server.ClusterConfig{Provider: o.clusterProvider, Host: o.clusterHost, Port: o.clusterPort}
+		default:
+			return cfg, fmt.Errorf("--cluster-provider %q: want automanaged or k8s", o.clusterProvider)
 		}
-		cfg.Cluster = &server.ClusterConfig{Host: o.clusterHost, Port: o.clusterPort, AutoManagePort: o.amPort,
-			Members: strings.Split(o.members, ",")}
 	}
 	switch o.authMode {
 	case "dev":
@@ -248,6 +265,7 @@ func nodeConfig(o options, log *zap.Logger) (server.Config, error) {
 			return cfg, fmt.Errorf("--github-api must be an http(s) URL like https://api.github.com, not %q", o.githubAPI)
 		}
 		client := github.NewClient(strings.TrimRight(o.githubAPI, "/"), nil)
+		client.Metrics = m
 		cfg.Auth = github.NewAuthenticator(client, github.AuthConfig{TTL: o.tokenTTL})
 		cfg.Graph = github.NewGraph(client)
 		log.Info("github auth", zap.String("api", o.githubAPI), zap.Duration("token_ttl", o.tokenTTL), zap.Duration("graph_refresh", o.refresh))
@@ -281,4 +299,16 @@ func newLogger(format string) (*zap.Logger, error) {
 	default:
 		return nil, fmt.Errorf("--log-format must be console or json, not %q", format)
 	}
+}
+
+// nodeName names this node in logs: its cluster address when it is a member (what other
+// members' logs call it), else the host name.
+func nodeName(o options) string {
+	if o.clusterPort != 0 {
+		return net.JoinHostPort(o.clusterHost, strconv.Itoa(o.clusterPort))
+	}
+	if h, err := os.Hostname(); err == nil {
+		return h
+	}
+	return "presenced"
 }

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/presenced/presenced/server"
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/presenced/presenced/client"
@@ -50,7 +52,7 @@ func TestNodeConfigRefusals(t *testing.T) {
 	for name, tc := range cases {
 		o := base
 		o.authMode, o.graph = tc.mode, tc.graph
-		if _, err := nodeConfig(o, zap.NewNop()); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, err := nodeConfig(o, zap.NewNop(), nil); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err = %v, want %q", name, err, tc.want)
 		}
 	}
@@ -59,16 +61,16 @@ func TestNodeConfigRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := nodeConfig(o, zap.NewNop()); err == nil || !strings.Contains(err.Error(), "cannot be combined with GitHub auth") {
+	if _, err := nodeConfig(o, zap.NewNop(), nil); err == nil || !strings.Contains(err.Error(), "cannot be combined with GitHub auth") {
 		t.Errorf("dev + --github-api: err = %v", err)
 	}
 	o, _ = parse([]string{"--github-api", "ftp://x"})
-	if _, err := nodeConfig(o, zap.NewNop()); err == nil || !strings.Contains(err.Error(), "--github-api must be an http(s) URL") {
+	if _, err := nodeConfig(o, zap.NewNop(), nil); err == nil || !strings.Contains(err.Error(), "--github-api must be an http(s) URL") {
 		t.Errorf("bad --github-api: err = %v", err)
 	}
 	// GitHub auth is the default and needs nothing else.
 	o, _ = parse(nil)
-	cfg, err := nodeConfig(o, zap.NewNop())
+	cfg, err := nodeConfig(o, zap.NewNop(), nil)
 	if err != nil || cfg.Auth == nil || cfg.Graph == nil {
 		t.Fatalf("default github auth: %v", err)
 	}
@@ -174,5 +176,39 @@ func TestProcess(t *testing.T) {
 	<-logsDone // stderr is at EOF: the process has exited
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("exit: %v", err)
+	}
+}
+
+// TestClusterProvider: the k8s provider refuses the automanaged settings, an unknown provider
+// is named, and outside a pod the k8s provider fails at start saying where it works.
+func TestClusterProvider(t *testing.T) {
+	dev := []string{"--auth", "dev", "--graph", "../../examples/graph.json", "--redis", "redis://127.0.0.1:1/0", "--cluster-port", "7100"}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--cluster-provider", "k8s", "--cluster-members", "a:1"}, "drop --cluster-automanage-port and --cluster-members"},
+		{[]string{"--cluster-provider", "consul"}, `--cluster-provider "consul": want automanaged or k8s`},
+		{nil, "--cluster-port needs --cluster-automanage-port and --cluster-members"},
+	} {
+		o, err := parse(append(append([]string{}, dev...), tc.args...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := nodeConfig(o, zap.NewNop(), nil); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: err = %v, want %q", tc.args, err, tc.want)
+		}
+	}
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	o, err := parse(append(dev, "--cluster-provider", "k8s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := nodeConfig(o, zap.NewNop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := server.New(cfg); err == nil || !strings.Contains(err.Error(), "it works only inside a Kubernetes pod") {
+		t.Fatalf("k8s provider outside a pod: err = %v", err)
 	}
 }

@@ -19,28 +19,30 @@ import (
 // options are the settings of one presenced process, as flags, PRESENCED_* variables and the
 // --config file give them.
 type options struct {
-	listen         string
-	internalListen string
-	pprof          bool
-	authMode       string
-	graph          string
-	debounce       time.Duration
-	awayAfter      time.Duration
-	resumeWindow   time.Duration
-	writeDelay     time.Duration
-	logFormat      string
-	redisURL       string
-	clusterHost    string
-	clusterPort    int
-	amPort         int
-	members        string
-	shutdown       time.Duration
-	drainDelay     time.Duration
-	githubAPI      string
-	tokenTTL       time.Duration
-	refresh        time.Duration
-	config         string
-	set            map[string]bool // settings given by a flag, the environment or the file
+	listen          string
+	internalListen  string
+	pprof           bool
+	authMode        string
+	graph           string
+	debounce        time.Duration
+	awayAfter       time.Duration
+	resumeWindow    time.Duration
+	writeDelay      time.Duration
+	logFormat       string
+	redisURL        string
+	clusterHost     string
+	clusterPort     int
+	amPort          int
+	clusterProvider string
+	members         string
+	shutdown        time.Duration
+	drainDelay      time.Duration
+	drainRate       int
+	githubAPI       string
+	tokenTTL        time.Duration
+	refresh         time.Duration
+	config          string
+	set             map[string]bool // settings given by a flag, the environment or the file
 }
 
 // newFlagSet declares every setting on o with its default. The flag names are also the env
@@ -49,7 +51,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	d := actors.DefaultUserConfig()
 	fs := flag.NewFlagSet("presenced", flag.ContinueOnError)
 	fs.StringVar(&o.listen, "listen", ":8080", "`address` for WebSockets, served at /ws (any other path gets 404)")
-	fs.StringVar(&o.internalListen, "internal-listen", "127.0.0.1:9090", "`address` for /healthz, /readyz and (with --pprof) /debug/pprof/ over HTTP; empty: none")
+	fs.StringVar(&o.internalListen, "internal-listen", "127.0.0.1:9090", "`address` for /healthz, /readyz, /metrics and (with --pprof) /debug/pprof/ over HTTP; empty: none")
 	fs.BoolVar(&o.pprof, "pprof", false, "serve net/http/pprof at /debug/pprof/ on the internal listener")
 	fs.StringVar(&o.authMode, "auth", "github", "how hello tokens are checked: github, or dev (the token is the username: local use only)")
 	fs.StringVar(&o.graph, "graph", "", "dev auth only: JSON `file` {\"bob\": [\"alice\"]} meaning bob follows alice")
@@ -60,10 +62,12 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.logFormat, "log-format", "console", "log format: console or json")
 	fs.StringVar(&o.clusterHost, "cluster-host", "127.0.0.1", "cluster: the `address` other members reach this node at (remoting binds it)")
 	fs.IntVar(&o.clusterPort, "cluster-port", 0, "cluster: actor remoting `port`; 0 runs a single node (needs --redis when set)")
+	fs.StringVar(&o.clusterProvider, "cluster-provider", server.ProviderAutomanaged, "cluster: how members find each other: automanaged (a fixed member list) or k8s (the Kubernetes API, from inside a pod)")
 	fs.IntVar(&o.amPort, "cluster-automanage-port", 0, "cluster: `port` of this member's automanaged membership endpoint (HTTP, all interfaces)")
 	fs.StringVar(&o.members, "cluster-members", "", "cluster: comma-separated `host:port` (automanage ports) of every member, this one included")
 	fs.StringVar(&o.redisURL, "redis", "", "Redis `URL` (redis://host:port/db) for the bus and the store; empty: in memory, one node")
 	fs.DurationVar(&o.shutdown, "shutdown-timeout", 10*time.Second, "how long the graceful shutdown after the drain delay may take (longer than --drain-delay)")
+	fs.IntVar(&o.drainRate, "drain-rate", 5000, "on shutdown, sockets told per second to resume on another node (error server_restart, close 1012), in batches every 50 ms")
 	fs.DurationVar(&o.drainDelay, "drain-delay", 5*time.Second, "on SIGTERM or SIGINT /readyz fails at once; the node serves on this long, then shuts down")
 	fs.StringVar(&o.githubAPI, "github-api", "https://api.github.com", "github auth: base `URL` of the GitHub REST API (GitHub Enterprise: https://HOST/api/v3)")
 	fs.DurationVar(&o.tokenTTL, "github-token-ttl", 5*time.Minute, "github auth: a verified token is trusted this long before GET /user checks it again")
@@ -135,6 +139,9 @@ func parse(args []string) (options, error) {
 
 // validate checks what one setting's parser cannot: ranges and settings that depend on others.
 func validate(o options) error {
+	if o.drainRate <= 0 {
+		return errors.New("--drain-rate must be positive (sockets per second)")
+	}
 	if o.writeDelay < 0 {
 		return errors.New("--write-delay must not be negative (0 writes at once)")
 	}
@@ -185,8 +192,8 @@ var groups = []struct {
 	{"Serving", []string{"listen", "internal-listen", "pprof", "config", "log-format"}},
 	{"Authentication and follow graph", []string{"auth", "github-api", "github-token-ttl", "graph-refresh", "graph"}},
 	{"Presence", []string{"debounce", "away-after", "resume-window", "write-delay"}},
-	{"Redis and cluster", []string{"redis", "cluster-port", "cluster-host", "cluster-automanage-port", "cluster-members"}},
-	{"Shutdown", []string{"drain-delay", "shutdown-timeout"}},
+	{"Redis and cluster", []string{"redis", "cluster-port", "cluster-host", "cluster-provider", "cluster-automanage-port", "cluster-members"}},
+	{"Shutdown", []string{"drain-delay", "drain-rate", "shutdown-timeout"}},
 }
 
 // usage is --help: every setting with its flag, its variable and its default.

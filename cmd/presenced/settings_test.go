@@ -128,7 +128,7 @@ func TestConfigFileErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := nodeConfig(o, zap.NewNop()); err == nil || !strings.Contains(err.Error(), "--github-token-ttl is for --auth github") {
+	if _, err := nodeConfig(o, zap.NewNop(), nil); err == nil || !strings.Contains(err.Error(), "--github-token-ttl is for --auth github") {
 		t.Errorf("dev auth + github-token-ttl in the file: err = %v", err)
 	}
 	if _, err := parse([]string{"--pprof", "--internal-listen", ""}); err == nil || !strings.Contains(err.Error(), "--pprof needs --internal-listen") {
