@@ -53,10 +53,6 @@ type Config struct {
 	RefreshInterval time.Duration
 	RevalidateAfter time.Duration
 
-	// NoPoll reads every socket with its own goroutine instead of the epoll poller (for
-	// comparisons; the poller is the default on Linux).
-	NoPoll bool
-
 	Log *zap.Logger // nil: no logs
 	// Metrics is where the node and its actors, bus and store count (see package metrics);
 	// nil counts nothing.

@@ -109,13 +109,13 @@ func (c *conn) serve() {
 	c.clock = time.AfterFunc(c.n.cfg.PingInterval, c.tick)
 	c.mu.Unlock()
 	if p := c.n.pollerFor(c.nc); p != nil {
-		// c.mu is held across Add: the first event may come before Add returns, and readable
-		// reads c.desc under c.mu.
 		if sc, ok := c.nc.(syscall.Conn); ok {
 			if rc, err := sc.SyscallConn(); err == nil {
 				c.out.useFlusher(c.n.flusher.shard(), rc)
 			}
 		}
+		// c.mu is held across Add: the first event may come before Add returns, and readable
+		// reads c.desc under c.mu.
 		c.mu.Lock()
 		c.polled = true
 		desc, err := p.Add(c.nc, c.onEvent)
@@ -194,16 +194,10 @@ func (c *conn) tick() {
 		c.mu.Unlock()
 		return
 	}
-	polled := c.desc != nil
-	var end, helloLate bool
-	switch {
-	case polled && !c.closedAt.IsZero():
-		end = !now.Before(c.closedAt.Add(c.n.cfg.CloseGrace))
-	case polled && c.pid == nil && !c.out.Closing():
-		helloLate = !now.Before(c.start.Add(c.n.cfg.HelloTimeout))
-	case polled && c.pid != nil:
-		end = !now.Before(time.Unix(0, c.lastHeard.Load()).Add(c.n.cfg.DeadAfter))
-	}
+	at, ev := c.dueLocked()
+	passed := ev != nothingDue && !now.Before(at)
+	end := passed && (ev == graceOver || ev == peerSilent)
+	helloLate := passed && ev == helloDue
 	if !now.Before(c.nextPing) {
 		c.nextPing = now.Add(c.n.cfg.PingInterval)
 		if !end {
@@ -222,18 +216,36 @@ func (c *conn) tick() {
 	}
 }
 
+// What a polled socket's clock waits for besides the next ping (dueLocked).
+type clockEvent uint8
+
+const (
+	nothingDue clockEvent = iota // a reader goroutine has read deadlines instead
+	graceOver                    // our close went out CloseGrace ago: end the socket
+	helloDue                     // no hello within HelloTimeout: close with hello_timeout
+	peerSilent                   // nothing heard for DeadAfter: a drop
+)
+
+// dueLocked is a polled socket's next deadline other than the ping, and what passing it means.
+func (c *conn) dueLocked() (time.Time, clockEvent) {
+	switch {
+	case c.desc == nil:
+		return time.Time{}, nothingDue
+	case !c.closedAt.IsZero():
+		return c.closedAt.Add(c.n.cfg.CloseGrace), graceOver
+	case c.pid == nil && !c.out.Closing():
+		return c.start.Add(c.n.cfg.HelloTimeout), helloDue
+	case c.pid != nil:
+		return time.Unix(0, c.lastHeard.Load()).Add(c.n.cfg.DeadAfter), peerSilent
+	}
+	return time.Time{}, nothingDue // hello refused or timed out: waiting for our close to go out
+}
+
 // armLocked sets the clock to the next thing it must check.
 func (c *conn) armLocked(now time.Time) {
 	next := c.nextPing
-	if c.desc != nil {
-		switch {
-		case !c.closedAt.IsZero():
-			next = minTime(next, c.closedAt.Add(c.n.cfg.CloseGrace))
-		case c.pid == nil && !c.out.Closing():
-			next = minTime(next, c.start.Add(c.n.cfg.HelloTimeout))
-		case c.pid != nil:
-			next = minTime(next, time.Unix(0, c.lastHeard.Load()).Add(c.n.cfg.DeadAfter))
-		}
+	if at, ev := c.dueLocked(); ev != nothingDue {
+		next = minTime(next, at)
 	}
 	c.clock.Reset(max(next.Sub(now), 0))
 }

@@ -172,9 +172,6 @@ func (n *Node) ServeConn(nc net.Conn) error {
 // pipes, as in synctest, never starts one), or nil when nc cannot be polled: then a goroutine
 // reads it.
 func (n *Node) pollerFor(nc net.Conn) *poll.Poller {
-	if n.cfg.NoPoll {
-		return nil
-	}
 	if _, ok := nc.(syscall.Conn); !ok {
 		return nil
 	}
