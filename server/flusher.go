@@ -6,8 +6,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"github.com/gobwas/ws"
 )
 
 // flusher writes the text frames of polled sockets without a goroutine per write. It has one
@@ -140,29 +138,4 @@ func rawWrite(rc syscall.RawConn, b []byte) (int, error) {
 		return n, err
 	}
 	return n, werr
-}
-
-// appendFrame appends one unmasked server frame to b.
-func appendFrame(b []byte, op ws.OpCode, payload []byte) []byte {
-	// RFC 6455 §5.2: FIN and the opcode, then the length in 7, 7+16 or 7+64 bits (no mask:
-	// server frames are not masked). ws.WriteHeader needs an io.Writer; this appends.
-	var hdr [10]byte
-	n := 2
-	hdr[0] = 0x80 | byte(op)
-	switch l := len(payload); {
-	case l < 126:
-		hdr[1] = byte(l)
-	case l < 1<<16:
-		hdr[1] = 126
-		hdr[2], hdr[3] = byte(l>>8), byte(l)
-		n = 4
-	default:
-		hdr[1] = 127
-		for i := range 8 {
-			hdr[2+i] = byte(uint64(l) >> (56 - 8*i))
-		}
-		n = 10
-	}
-	b = append(b, hdr[:n]...)
-	return append(b, payload...)
 }

@@ -139,3 +139,23 @@ func TestFlusherSlowConsumer(t *testing.T) {
 	o.Stop()
 	f.close()
 }
+
+// TestAppendFrame: frames built on a byte slice are what gobwas compiles, at every header
+// length, and building them allocates nothing once the slice has room.
+func TestAppendFrame(t *testing.T) {
+	for _, n := range []int{0, 1, 125, 126, 65535, 65536} {
+		payload := make([]byte, n)
+		want, err := ws.CompileFrame(ws.NewFrame(ws.OpText, true, payload))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := appendFrame(nil, ws.OpText, payload); string(got) != string(want) {
+			t.Fatalf("%d-byte payload: frame differs from gobwas's (%d vs %d bytes)", n, len(got), len(want))
+		}
+	}
+	buf := make([]byte, 0, 4096)
+	payload := []byte(`{"t":"u","id":"alice","a":"Coding"}`)
+	if allocs := testing.AllocsPerRun(100, func() { buf = appendFrame(buf[:0], ws.OpText, payload) }); allocs != 0 {
+		t.Fatalf("appendFrame allocates %v times", allocs)
+	}
+}

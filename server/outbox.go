@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bufio"
 	"encoding/binary"
 	"net"
 	"sync"
@@ -18,12 +17,14 @@ import (
 var _ actors.Socket = (*outbox)(nil)
 
 // outbox is one socket's bounded outbound queue. Anyone may queue (Write, Close, pong, ping)
-// without blocking. A writer goroutine exists only while something is queued: it takes
-// everything queued, writes it with one flush (frames that arrive together leave in one
-// syscall), and exits when the queue is empty, so an idle socket costs no goroutine and no
-// write buffer (buffers come from a pool while writing). A text frame queued on an idle outbox
-// starts the writer only after the write delay (Config.WriteDelay), so frames that come close
-// together share one write; control frames and closes start it at once.
+// without blocking; whatever is queued when a write starts leaves in that one write.
+//
+// On a polled TCP socket (useFlusher) frames, pings and pongs are written by the node's
+// flusher after the write delay, with a non-blocking write. A writer goroutine (run) exists
+// only for a close and its error frame, and for what a full socket buffer could not take.
+// Elsewhere (in-memory pipes, no epoll) the writer goroutine does every write, started after
+// the write delay for text frames and at once for the rest. Either way an idle socket holds no
+// goroutine and no write buffer.
 type outbox struct {
 	nc       net.Conn
 	maxBytes int
@@ -126,16 +127,7 @@ func (o *outbox) flushFast(buf []byte) []byte {
 		o.mu.Unlock()
 		return buf
 	}
-	buf = buf[:0]
-	if o.pong != nil {
-		buf = appendFrame(buf, ws.OpPong, o.pong)
-	}
-	if o.ping {
-		buf = appendFrame(buf, ws.OpPing, nil)
-	}
-	for _, f := range o.frames {
-		buf = appendFrame(buf, ws.OpText, f)
-	}
+	buf = appendBatch(buf[:0], o.pong, o.ping, o.frames, nil)
 	clear(o.frames)
 	o.metrics.BytesOut(o.bytes)
 	o.frames, o.bytes, o.pong, o.ping = o.frames[:0], 0, nil, false
@@ -159,22 +151,23 @@ func (o *outbox) flushFast(buf []byte) []byte {
 		o.afterError()
 		return buf
 	}
-	if n < len(buf) {
+	switch {
+	case n < len(buf):
 		o.carry = append([]byte(nil), buf[n:]...) // the socket is full: a writer waits for it
 		o.kickLocked()
-	} else if len(o.frames) > 0 || o.pong != nil || o.ping || o.closing != nil {
+	case o.closing != nil:
+		o.kickLocked() // asked for while we wrote
+	case len(o.frames) > 0 || o.pong != nil || o.ping:
 		o.soonLocked() // queued while we wrote
-		if o.closing != nil {
-			o.kickLocked()
-		}
 	}
 	o.mu.Unlock()
 	o.wg.Done()
 	return buf
 }
 
-// writers are pooled: a socket holds one only while its writer runs.
-var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
+// batches are the writer goroutines' buffers, pooled: a socket holds one only while its writer
+// runs.
+var batches = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
 // kickLocked starts the writer if there is work and none runs.
 func (o *outbox) kickLocked() {
@@ -231,7 +224,7 @@ func (o *outbox) queuePong(payload []byte) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.pong = append(o.pong[:0], payload...)
-	o.kickLocked()
+	o.controlLocked()
 }
 
 // queuePing sends a server ping (dead-peer detection).
@@ -239,8 +232,14 @@ func (o *outbox) queuePing() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.ping = true
+	o.controlLocked()
+}
+
+// controlLocked gets a ping or pong written: by the flusher with whatever else is due (no
+// goroutine per ping), or at once by the writer goroutine.
+func (o *outbox) controlLocked() {
 	if o.shard != nil {
-		o.soonLocked() // the flusher writes it with whatever else is due: no goroutine per ping
+		o.soonLocked()
 		return
 	}
 	o.kickLocked()
@@ -257,17 +256,14 @@ func (o *outbox) Stop() {
 	o.wg.Wait()
 }
 
-// run is the writer: the only goroutine that writes to nc. It returns when nothing is queued,
-// after writing a close frame, on a write error, or on Stop.
+// run is the writer goroutine: it writes to nc while no flusher write is in flight (writing
+// is held for one or the other). It returns when nothing is queued, after writing a close
+// frame, on a write error, or on Stop.
 func (o *outbox) run() {
 	defer o.wg.Done()
-	bw := writers.Get().(*bufio.Writer)
-	bw.Reset(o.nc)
-	defer func() {
-		bw.Reset(nil)
-		writers.Put(bw)
-	}()
-	var batch [][]byte
+	bp := batches.Get().(*[]byte)
+	defer batches.Put(bp)
+	var frames [][]byte
 	for {
 		o.mu.Lock()
 		if o.stopped || (len(o.frames) == 0 && o.pong == nil && !o.ping && o.closing == nil && len(o.carry) == 0) {
@@ -275,25 +271,18 @@ func (o *outbox) run() {
 			o.mu.Unlock()
 			return
 		}
-		batch, o.frames = o.frames, batch[:0]
+		frames, o.frames = o.frames, frames[:0]
 		o.metrics.BytesOut(o.bytes)
 		o.bytes = 0
 		pong, ping, cl, carry := o.pong, o.ping, o.closing, o.carry
 		o.pong, o.ping, o.carry = nil, false, nil
 		o.mu.Unlock()
 
+		// The rest of a frame the flusher began goes first.
+		*bp = appendBatch(append((*bp)[:0], carry...), pong, ping, frames, cl)
+		clear(frames)
 		_ = o.nc.SetWriteDeadline(time.Now().Add(o.wtimeout))
-		var err error
-		if len(carry) > 0 {
-			_, err = bw.Write(carry) // the rest of a frame the flusher began: before anything else
-		}
-		if err == nil {
-			err = writeFrames(bw, batch, pong, ping, cl)
-		}
-		clear(batch)
-		if err == nil {
-			err = bw.Flush()
-		}
+		_, err := o.nc.Write(*bp)
 		if err != nil || cl != nil {
 			o.mu.Lock()
 			o.finished, o.writing = true, false
@@ -313,40 +302,42 @@ func (o *outbox) run() {
 	}
 }
 
-func writeFrames(bw *bufio.Writer, batch [][]byte, pong []byte, ping bool, cl *closeReq) error {
+// appendBatch encodes, in the order they go out, what one write sends: the pong, a ping, the
+// text frames, and the close with its error frame before it, if one is asked for.
+func appendBatch(b, pong []byte, ping bool, frames [][]byte, cl *closeReq) []byte {
 	if pong != nil {
-		if err := writeFrame(bw, ws.OpPong, pong); err != nil {
-			return err
-		}
+		b = appendFrame(b, ws.OpPong, pong)
 	}
 	if ping {
-		if err := writeFrame(bw, ws.OpPing, nil); err != nil {
-			return err
-		}
+		b = appendFrame(b, ws.OpPing, nil)
 	}
-	for _, f := range batch {
-		if err := writeFrame(bw, ws.OpText, f); err != nil {
-			return err
-		}
+	for _, f := range frames {
+		b = appendFrame(b, ws.OpText, f)
 	}
 	if cl == nil {
-		return nil
+		return b
 	}
 	if cl.code != "" {
-		if err := writeFrame(bw, ws.OpText, wire.Encode(wire.ErrorFrame{Code: cl.code, Msg: cl.msg})); err != nil {
-			return err
-		}
+		b = appendFrame(b, ws.OpText, wire.Encode(wire.ErrorFrame{Code: cl.code, Msg: cl.msg}))
 	}
-	body := make([]byte, 2, 2+len(cl.code))
-	binary.BigEndian.PutUint16(body, uint16(cl.close))
-	body = append(body, cl.code...)
-	return writeFrame(bw, ws.OpClose, body)
+	body := binary.BigEndian.AppendUint16(make([]byte, 0, 2+len(cl.code)), uint16(cl.close))
+	return appendFrame(b, ws.OpClose, append(body, cl.code...))
 }
 
-func writeFrame(bw *bufio.Writer, op ws.OpCode, payload []byte) error {
-	if err := ws.WriteHeader(bw, ws.Header{Fin: true, OpCode: op, Length: int64(len(payload))}); err != nil {
-		return err
+// appendFrame appends one unmasked server frame to b (RFC 6455 §5.2: FIN and the opcode, then
+// the length in 7, 7+16 or 7+64 bits). It is gobwas's header encoding (TestAppendFrame checks
+// they agree) without its io.Writer, through which the header escapes: two allocations a frame
+// on the flusher's path.
+func appendFrame(b []byte, op ws.OpCode, payload []byte) []byte {
+	switch l := len(payload); {
+	case l < 126:
+		b = append(b, 0x80|byte(op), byte(l))
+	case l < 1<<16:
+		b = append(b, 0x80|byte(op), 126)
+		b = binary.BigEndian.AppendUint16(b, uint16(l))
+	default:
+		b = append(b, 0x80|byte(op), 127)
+		b = binary.BigEndian.AppendUint64(b, uint64(l))
 	}
-	_, err := bw.Write(payload)
-	return err
+	return append(b, payload...)
 }
