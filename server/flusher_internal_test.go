@@ -76,6 +76,21 @@ func TestFlusherFullSocket(t *testing.T) {
 		copy(b, fmt.Sprintf("%08d", i))
 		o.Write(b)
 	}
+	// The kernel's buffers cannot hold 20 MB: some flusher write must have found them full
+	// (and the writer goroutine took the rest), or this test proves nothing.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		o.mu.Lock()
+		full := o.full
+		o.mu.Unlock()
+		if full > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no write found the socket full")
+		}
+		time.Sleep(time.Millisecond) // polling a condition, with a deadline
+	}
 	br := bufio.NewReader(cl)
 	_ = cl.SetReadDeadline(time.Now().Add(30 * time.Second))
 	for i := range n {

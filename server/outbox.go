@@ -52,6 +52,7 @@ type outbox struct {
 	writing  bool          // a writer runs: a goroutine, or the flusher on this outbox
 	listed   bool          // on the flusher's dirty list
 	carry    []byte        // encoded bytes a non-blocking write left over: written first
+	full     int           // flusher writes that found the socket full (for tests)
 	waiting  bool          // timer is armed to start the writer
 	timer    *time.Timer   // made on the first delayed write, then reused
 	finished bool          // the close frame was written, or a write failed: nothing more goes out
@@ -154,6 +155,7 @@ func (o *outbox) flushFast(buf []byte) []byte {
 	switch {
 	case n < len(buf):
 		o.carry = append([]byte(nil), buf[n:]...) // the socket is full: a writer waits for it
+		o.full++
 		o.kickLocked()
 	case o.closing != nil:
 		o.kickLocked() // asked for while we wrote

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -94,8 +95,7 @@ func TestSlowHandshake(t *testing.T) {
 	elapsed := time.Since(start)
 	close(stop)
 	<-trickled
-	var ne net.Error
-	if isTimeout := err != nil && asNetError(err, &ne) && ne.Timeout(); isTimeout {
+	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
 		t.Fatalf("the server kept a trickling handshake open for %v", elapsed)
 	}
 	if elapsed < cfg.HelloTimeout || elapsed > cfg.HelloTimeout+2*time.Second {
@@ -143,12 +143,4 @@ func TestSlowFrame(t *testing.T) {
 		t.Fatalf("closed after %v, want just after the %v frame timeout", elapsed, cfg.FrameTimeout)
 	}
 	stillServed(wire.Coding)
-}
-
-func asNetError(err error, target *net.Error) bool {
-	ne, ok := err.(net.Error)
-	if ok {
-		*target = ne
-	}
-	return ok
 }
