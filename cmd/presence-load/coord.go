@@ -16,7 +16,7 @@ import (
 // goes to log; the report is returned even when a phase failed, with what was measured so far.
 // Every phase has a deadline and the whole run is bounded by cfg.Timeout.
 func Run(ctx context.Context, cfg *Config, log io.Writer) (*Report, error) {
-	g, err := cfg.loadGraph()
+	g, err := loadGraph(cfg.GraphFile, cfg.GraphParams)
 	if err != nil {
 		return nil, err
 	}
@@ -204,37 +204,9 @@ func phases(ctx context.Context, cfg *Config, g *Graph, shards []shardAPI, los [
 		logf("warning: frames still arriving 30s after connecting")
 	}
 
-	// Idle memory: a few samples spread over the hold, median reported.
-	n, gap := 3, 200*time.Millisecond
-	if cfg.Idle > 0 {
-		n, gap = 5, cfg.Idle/5
-		logf("idle for %v", cfg.Idle)
+	if err := idleHold(ctx, cfg, rep, rss, logf); err != nil {
+		return err
 	}
-	if cfg.PID > 0 || cfg.Idle > 0 {
-		idle0, idleErr := cpuSeconds(cfg.PID)
-		start := time.Now()
-		defer func() {
-			if idle1, err := cpuSeconds(cfg.PID); cfg.PID > 0 && idleErr == nil && err == nil {
-				rep.Status.IdleCPUPerSec = (idle1 - idle0) / time.Since(start).Seconds()
-			}
-		}()
-		for range n {
-			if !sleepUntil(ctx, time.Now().Add(gap)) {
-				return ctx.Err()
-			}
-			if v := rss(); v > 0 {
-				rep.RSS.Samples = append(rep.RSS.Samples, v)
-			}
-		}
-	}
-	if len(rep.RSS.Samples) > 0 {
-		s := slices.Sorted(slices.Values(rep.RSS.Samples))
-		rep.RSS.IdleKiB = s[len(s)/2]
-		if rep.Connected > 0 {
-			rep.RSS.PerConnKiB = float64(rep.RSS.IdleKiB-rep.RSS.BeforeKiB) / float64(rep.Connected)
-		}
-	}
-
 	if cfg.Rate > 0 && cfg.Duration > 0 {
 		cpu0, cpuErr := cpuSeconds(cfg.PID)
 		if err := statusRun(ctx, cfg, g, shards, los, rep, logf); err != nil {
@@ -250,28 +222,71 @@ func phases(ctx context.Context, cfg *Config, g *Graph, shards []shardAPI, los [
 		}
 	}
 	if cfg.Check {
-		rs, err := all(ctx, shards, func(int) command { return command{Op: "truth"} })
-		if err != nil {
-			return fmt.Errorf("truth: %w", err)
-		}
-		parts := make([][]Truth, len(rs))
-		for i, r := range rs {
-			parts[i] = r.Truth
-		}
-		truth := mergeTruth(len(g.Names), parts)
-		logf("checking views (up to %v)", cfg.CheckWait)
-		rs, err = all(ctx, shards, func(int) command { return command{Op: "check", Truth: truth} })
-		if err != nil {
-			return fmt.Errorf("check: %w", err)
-		}
-		rep.Check = &CheckReport{}
-		for _, r := range rs {
-			rep.Check.Clients += r.Check.Clients
-			rep.Check.Mismatches += r.Check.Mismatches
-			rep.Check.Seconds = max(rep.Check.Seconds, r.Check.Seconds)
+		if err := checkRun(ctx, cfg, g, shards, rep, logf); err != nil {
+			return err
 		}
 	}
 	rep.RSS.EndKiB = rss()
+	return nil
+}
+
+// idleHold samples the server's RSS over the idle hold (five samples over --idle; three over
+// 600 ms with only --pid) and reports their median, the memory per connection and the server's
+// CPU per second meanwhile.
+func idleHold(ctx context.Context, cfg *Config, rep *Report, rss func() int64, logf func(string, ...any)) error {
+	if cfg.PID <= 0 && cfg.Idle <= 0 {
+		return nil
+	}
+	n, gap := 3, 200*time.Millisecond
+	if cfg.Idle > 0 {
+		n, gap = 5, cfg.Idle/5
+		logf("idle for %v", cfg.Idle)
+	}
+	cpu0, cpuErr := cpuSeconds(cfg.PID)
+	start := time.Now()
+	for range n {
+		if !sleepUntil(ctx, time.Now().Add(gap)) {
+			return ctx.Err()
+		}
+		if v := rss(); v > 0 {
+			rep.RSS.Samples = append(rep.RSS.Samples, v)
+		}
+	}
+	// Over the hold only: the status phase's CPU is what NetCPUPerChangeUs takes this out of.
+	if cpu1, err := cpuSeconds(cfg.PID); cfg.PID > 0 && cpuErr == nil && err == nil {
+		rep.Status.IdleCPUPerSec = (cpu1 - cpu0) / time.Since(start).Seconds()
+	}
+	if len(rep.RSS.Samples) > 0 {
+		s := slices.Sorted(slices.Values(rep.RSS.Samples))
+		rep.RSS.IdleKiB = s[len(s)/2]
+		// phases returned errNoClient before the hold when nobody connected.
+		rep.RSS.PerConnKiB = float64(rep.RSS.IdleKiB-rep.RSS.BeforeKiB) / float64(rep.Connected)
+	}
+	return nil
+}
+
+// checkRun is --check: it gathers the truth from every shard and has each compare its views.
+func checkRun(ctx context.Context, cfg *Config, g *Graph, shards []shardAPI, rep *Report, logf func(string, ...any)) error {
+	rs, err := all(ctx, shards, func(int) command { return command{Op: "truth"} })
+	if err != nil {
+		return fmt.Errorf("truth: %w", err)
+	}
+	parts := make([][]Truth, len(rs))
+	for i, r := range rs {
+		parts[i] = r.Truth
+	}
+	truth := mergeTruth(len(g.Names), parts)
+	logf("checking views (up to %v)", cfg.CheckWait)
+	rs, err = all(ctx, shards, func(int) command { return command{Op: "check", Truth: truth} })
+	if err != nil {
+		return fmt.Errorf("check: %w", err)
+	}
+	rep.Check = &CheckReport{}
+	for _, r := range rs {
+		rep.Check.Clients += r.Check.Clients
+		rep.Check.Mismatches += r.Check.Mismatches
+		rep.Check.Seconds = max(rep.Check.Seconds, r.Check.Seconds)
+	}
 	return nil
 }
 

@@ -33,13 +33,7 @@ func githubCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	var g *Graph
-	var err error
-	if *file != "" {
-		g, err = LoadGraph(*file)
-	} else {
-		g, err = GenerateGraph(p)
-	}
+	g, err := loadGraph(*file, p)
 	if err != nil {
 		return err
 	}

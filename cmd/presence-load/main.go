@@ -61,7 +61,7 @@ type Config struct {
 func main() { os.Exit(mainArgs(os.Args[1:], os.Stdout, os.Stderr)) }
 
 // mainArgs runs one subcommand and returns the exit code: 0 success, 1 the run found errors,
-// 2 bad usage or setup.
+// 2 bad usage, setup, or a run phase that failed (Run returned an error).
 func mainArgs(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		fmt.Fprintln(stderr, "usage: presence-load graph|github|run [flags]   (presence-load CMD --help)")
@@ -124,17 +124,15 @@ func graphCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	w := stdout // where the summary goes
 	if *out == "-" {
+		w = stderr // stdout holds the graph
 		err = g.WriteJSON(stdout)
 	} else {
 		err = g.WriteFile(*out)
 	}
 	if err != nil {
 		return err
-	}
-	w := stdout
-	if *out == "-" {
-		w = stderr
 	}
 	fmt.Fprintln(w, g.Summary())
 	return nil
@@ -147,7 +145,7 @@ func runFlags(fs *flag.FlagSet, c *Config) *string {
 	fs.StringVar(&c.GraphFile, "graph", "", "read the follow graph from this dev-auth file instead of generating it (--users/--follows/--seed/--alpha then ignored)")
 	fs.StringVar(&c.URL, "url", "ws://127.0.0.1:8080/ws", "presenced WebSocket URL")
 	fs.IntVar(&c.Clients, "clients", 0, "number of WebSockets; client i is user u{i mod users} (0: one per user)")
-	fs.Float64Var(&c.Rate, "rate", 0, "status changes per second, all users together (0: no status phase); capped at users/period")
+	fs.Float64Var(&c.Rate, "rate", 0, "status changes per second, all users together (0: no status phase); capped so no user changes more than once per --period")
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "length of the status phase")
 	fs.DurationVar(&c.Debounce, "debounce", 2*time.Second, "the server's --debounce: subtracted from latencies, and the spacing of one user's changes")
 	fs.DurationVar(&c.Period, "period", 0, "each user changes at most once per period (0: debounce + 500ms, so the debounce never merges two changes)")
@@ -161,7 +159,7 @@ func runFlags(fs *flag.FlagSet, c *Config) *string {
 	fs.DurationVar(&c.StormWindow, "storm-window", 10*time.Second, "the storm's reconnects are spread evenly over this")
 	fs.Float64Var(&c.Observers, "observers", 0.05, "fraction of the clients that stay connected through the storm and watch for x/o frames")
 	fs.IntVar(&c.DialConcurrency, "dial-concurrency", 200, "at most this many handshakes and hellos in flight per process")
-	fs.DurationVar(&c.HelloTimeout, "hello-timeout", 20*time.Second, "a dial plus hello must reach the sync within this")
+	fs.DurationVar(&c.HelloTimeout, "hello-timeout", 20*time.Second, "the dial must finish within this, and then the hello must reach the sync within this")
 	fs.IntVar(&c.ReadBuffer, "read-buffer", 4096, "bufio.Reader size per connection")
 	fs.DurationVar(&c.CheckWait, "check-wait", 0, "--check: how long views may take to converge after the last change (0: debounce + 5s)")
 	fs.DurationVar(&c.AwayAfter, "away-after", 5*time.Minute, "the server's --away-after: users quiet this long may be seen Away by --check")
@@ -181,7 +179,8 @@ func parseRun(args []string, stderr io.Writer) (cfg *Config, worker string, err 
 
 Connects the clients, optionally holds them idle (--idle), sends status changes (--rate,
 --duration), optionally runs a login storm (--storm), checks correctness (--check), and prints
-a table (and --json). Exits 1 when the run saw errors, 2 on bad flags.
+a table (and --json). Exits 1 when the run saw errors, 2 on bad flags, a failed setup or a
+phase that could not finish (the table is printed all the same).
 
 `)
 		fs.VisitAll(func(f *flag.Flag) {
@@ -213,10 +212,11 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (*Repo
 	if err != nil {
 		return nil, err
 	}
-	if _, err := server.RaiseOpenFiles(); err != nil {
-		fmt.Fprintln(stderr, "presence-load: warning:", err)
-	}
 	if worker != "" {
+		// Run raises the coordinator's open-file limit; a worker holds sockets too.
+		if _, err := server.RaiseOpenFiles(); err != nil {
+			fmt.Fprintln(stderr, "presence-load: warning:", err)
+		}
 		// Everything a worker needs arrives in its init command.
 		return nil, serveWorker(ctx, os.Stdin, stdout)
 	}
@@ -243,12 +243,12 @@ func writeJSON(path string, v any) error {
 	return nil
 }
 
-// loadGraph reads --graph or generates the graph from the flags.
-func (c *Config) loadGraph() (*Graph, error) {
-	if c.GraphFile != "" {
-		return LoadGraph(c.GraphFile)
+// loadGraph reads the graph file, or generates the graph from p when file is "".
+func loadGraph(file string, p GraphParams) (*Graph, error) {
+	if file != "" {
+		return LoadGraph(file)
 	}
-	return GenerateGraph(c.GraphParams)
+	return GenerateGraph(p)
 }
 
 // finish fills the defaults that depend on other flags and rejects impossible combinations.

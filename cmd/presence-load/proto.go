@@ -233,7 +233,7 @@ func serveWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 				break
 			}
 			cfg := cmd.Config
-			g, err := cfg.loadGraph()
+			g, err := loadGraph(cfg.GraphFile, cfg.GraphParams)
 			if err != nil {
 				rp.Err = err.Error()
 				break

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"os"
@@ -19,14 +18,9 @@ func rssKiB(pid int) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("rss: %w", err)
 	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		line := sc.Bytes()
-		if rest, ok := bytes.CutPrefix(line, []byte("VmRSS:")); ok {
-			f := bytes.Fields(rest)
-			if len(f) == 0 {
-				break
-			}
+	if _, rest, ok := bytes.Cut(b, []byte("\nVmRSS:")); ok {
+		line, _, _ := bytes.Cut(rest, []byte("\n"))
+		if f := bytes.Fields(line); len(f) > 0 {
 			n, err := strconv.ParseInt(string(f[0]), 10, 64)
 			if err != nil {
 				return 0, fmt.Errorf("rss: %s: %w", path, err)

@@ -86,7 +86,6 @@ func stringField(b, key []byte) []byte {
 }
 
 var (
-	keyID      = []byte(`"id":"`)
 	keyP       = []byte(`,"p":"`)
 	keyResume  = []byte(`"resume":"`)
 	keyCode    = []byte(`"code":"`)

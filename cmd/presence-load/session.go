@@ -2,30 +2,32 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
 )
 
 // session is one WebSocket of a client (a client gets a new session when it reconnects in the
-// storm). Its reader runs in one goroutine with a 4 KiB bufio.Reader and a reused payload buffer:
-// the load generator shares the cores with the server, so reading must cost as little as possible.
+// storm). Its reader runs in one goroutine with a bufio.Reader of --read-buffer bytes and a reused
+// payload buffer: the load generator shares the cores with the server, so reading must cost as
+// little as possible.
 type session struct {
 	c  *client
 	nc net.Conn
 	br *bufio.Reader
 
-	wmu  sync.Mutex // one writer at a time: the status sender and the reader's pongs
-	wbuf []byte
+	wmu  sync.Mutex // one writer at a time: the status sender and the reader's pongs; guards:
+	wbuf bytes.Buffer
+	whdr [ws.MaxHeaderSize]byte // ws.WriteHeaderBuffer scratch
 
 	hdr     []byte // ws.ReadHeaderBuffer scratch
 	buf     []byte // payload of the frame being read
@@ -49,11 +51,6 @@ const (
 // frames (sync, long errors) only need their first bytes, the rest is discarded unread.
 const fastBuf = 512
 
-// closeError is returned by the reader once the server has closed with a close frame.
-type closeError struct{ code int }
-
-func (e *closeError) Error() string { return fmt.Sprintf("closed by server with %d", e.code) }
-
 // dial opens the TCP connection from the client's source address and upgrades it.
 func (sh *shard) dial(ctx context.Context, c *client) (*session, error) {
 	t0 := time.Now()
@@ -74,7 +71,7 @@ func (sh *shard) dial(ctx context.Context, c *client) (*session, error) {
 		pre := make([]byte, br.Buffered())
 		_, _ = io.ReadFull(br, pre)
 		ws.PutReader(br)
-		src = io.MultiReader(&preReader{b: pre}, nc)
+		src = io.MultiReader(bytes.NewReader(pre), nc)
 	}
 	size := fastBuf
 	if sh.cfg.Check {
@@ -85,40 +82,21 @@ func (sh *shard) dial(ctx context.Context, c *client) (*session, error) {
 	return s, nil
 }
 
-type preReader struct{ b []byte }
-
-func (p *preReader) Read(b []byte) (int, error) {
-	if len(p.b) == 0 {
-		return 0, io.EOF
-	}
-	n := copy(b, p.b)
-	p.b = p.b[n:]
-	return n, nil
-}
-
-// write sends one masked client frame. A deadline keeps a server that stopped reading from
-// stalling the status sender, which serves every client of the process.
+// write sends one masked client frame in a single Write, reusing the session's buffer (no
+// allocation per frame). A deadline keeps a server that stopped reading from stalling the status
+// sender, which serves every client of the process.
 func (s *session) write(op ws.OpCode, payload []byte) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	b := s.wbuf[:0]
-	b = append(b, 0x80|byte(op))
-	switch n := len(payload); {
-	case n < 126:
-		b = append(b, 0x80|byte(n))
-	case n <= 0xffff:
-		b = append(b, 0x80|126, byte(n>>8), byte(n))
-	default:
-		b = append(b, 0x80|127)
-		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	h := ws.Header{Fin: true, OpCode: op, Masked: true, Mask: ws.NewMask(), Length: int64(len(payload))}
+	s.wbuf.Reset()
+	if err := ws.WriteHeaderBuffer(&s.wbuf, h, s.whdr[:]); err != nil {
+		return fmt.Errorf("write: %w", err)
 	}
-	var mask [4]byte
-	binary.LittleEndian.PutUint32(mask[:], rand.Uint32())
-	b = append(b, mask[:]...)
-	start := len(b)
-	b = append(b, payload...)
-	ws.Cipher(b[start:], mask, 0)
-	s.wbuf = b
+	start := s.wbuf.Len()
+	s.wbuf.Write(payload)
+	b := s.wbuf.Bytes()
+	ws.Cipher(b[start:], h.Mask, 0)
 	if err := s.nc.SetWriteDeadline(time.Now().Add(5 * time.Second)); err != nil {
 		return fmt.Errorf("write: %w", err)
 	}
@@ -188,7 +166,9 @@ func (s *session) readLoop(sh *shard) error {
 }
 
 // control answers a ping with a masked pong (the server drops peers silent for 45 s) and turns
-// a close frame into *closeError after echoing it.
+// a close frame into wsutil.ClosedError (what client.Conn's handler returns too) after echoing
+// its code. It is not wsutil.ControlHandler: that one needs a frame-limited reader (an allocation
+// per frame) and returns the echo's write error instead of the server's close code.
 func (s *session) control(sh *shard, h ws.Header, n int) error {
 	var small [125]byte
 	if n > len(small) {
@@ -208,24 +188,24 @@ func (s *session) control(sh *shard, h ws.Header, n int) error {
 			return err
 		}
 	case ws.OpClose:
-		code := int(ws.StatusNoStatusRcvd)
+		ce := wsutil.ClosedError{Code: ws.StatusNoStatusRcvd}
 		if n >= 2 {
-			code = int(binary.BigEndian.Uint16(p))
+			ce.Code, ce.Reason = ws.ParseCloseFrameData(p)
 		}
 		_ = s.write(ws.OpClose, p[:min(n, 2)])
 		_ = s.nc.Close()
-		return &closeError{code: code}
+		return ce
 	}
 	return nil
 }
 
 // endReason names how a connection ended, for the unexpected-close table.
 func endReason(err error) string {
-	var ce *closeError
+	var ce wsutil.ClosedError
 	var ne net.Error
 	switch {
 	case errors.As(err, &ce):
-		return fmt.Sprintf("close %d", ce.code)
+		return fmt.Sprintf("close %d", ce.Code)
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return "eof"
 	case errors.As(err, &ne) && ne.Timeout():

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
 
 	"github.com/presenced/presenced/wire"
 )
@@ -24,7 +25,6 @@ type shard struct {
 	cfg     *Config
 	g       *Graph
 	clients []*client
-	windows []int // windows[u]: how many clients are user u, over the whole run
 	fanout  []int // fanout[u]: follower windows of u, the deliveries one change of u should make
 
 	phase      atomic.Int32
@@ -108,18 +108,16 @@ func (st *stats) note(m map[string]int, key string, sample string) {
 
 func newShard(cfg *Config, g *Graph, lo, hi int) *shard {
 	n := len(g.Names)
-	sh := &shard{cfg: cfg, g: g, windows: make([]int, n), fanout: make([]int, n)}
+	sh := &shard{cfg: cfg, g: g, fanout: make([]int, n)}
 	sh.stats.unexpected = map[string]int{}
 	sh.stats.errFrames = map[string]int{}
-	for u := range n {
-		sh.windows[u] = cfg.Clients / n
-		if u < cfg.Clients%n {
-			sh.windows[u]++
-		}
-	}
 	for f, fs := range g.Follows {
+		windows := cfg.Clients / n // how many clients are user f, over the whole run
+		if f < cfg.Clients%n {
+			windows++
+		}
 		for _, v := range fs {
-			sh.fanout[v] += sh.windows[f]
+			sh.fanout[v] += windows
 		}
 	}
 	// Client i observes when floor((i+1)·f) > floor(i·f): exactly a fraction f, spread evenly.
@@ -389,18 +387,16 @@ func (sh *shard) openMany(ctx context.Context, cs []*client, resume bool, start 
 	return res
 }
 
-// shortErr keeps error tables small: the close code, or the end of a dial error.
+// shortErr keeps error tables small: the close code or "timeout" (as endReason names them), the
+// refusal, or the end of any other error.
 func shortErr(err error) string {
-	var ce *closeError
-	if errors.As(err, &ce) {
-		return fmt.Sprintf("close %d", ce.code)
-	}
-	if errors.Is(err, errHello) {
-		return err.Error()
-	}
+	var ce wsutil.ClosedError
 	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return "timeout"
+	switch {
+	case errors.As(err, &ce), errors.As(err, &ne) && ne.Timeout():
+		return endReason(err)
+	case errors.Is(err, errHello):
+		return err.Error()
 	}
 	msg := err.Error()
 	if len(msg) > 60 {
