@@ -187,16 +187,27 @@ func TestCounts(t *testing.T) {
 	}
 }
 
-// TestHotPathAllocs: the per-frame methods allocate nothing.
+// TestHotPathAllocs: the per-frame methods, and those called per change, hello or close,
+// allocate nothing, unknown label values included.
 func TestHotPathAllocs(t *testing.T) {
 	m := New(prometheus.NewRegistry())
-	now := time.Now().UnixMicro()
+	now := time.Now()
+	us := now.UnixMicro()
 	allocs := testing.AllocsPerRun(100, func() {
 		m.FrameOut("u")
+		m.FrameOut("nope")
 		m.FrameIn(wire.Status{})
 		m.BytesOut(42)
-		m.FlushToWrite(now)
+		m.FlushToWrite(us)
+		m.RateLimited()
+		m.DebounceFlush()
+		m.DeltaPublished()
+		m.RedisPublished()
+		m.RedisError("no-such-op")
+		m.Hello(true, ResultOK)
+		m.HelloToSync(now)
 		m.ConnClosed(wire.CloseNormal, "", true)
+		m.ConnClosed(wire.CloseSlowConsumer, wire.ErrSlowConsumer, true)
 	})
 	if allocs != 0 {
 		t.Fatalf("%v allocations per frame, want 0", allocs)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -86,7 +87,11 @@ func TestDeployCompose(t *testing.T) {
 		}
 		nodes++
 		t.Run(name, func(t *testing.T) {
+			settings := envNames()
 			for k, v := range svc.Environment {
+				if !settings[k] {
+					t.Errorf("%s is no presenced setting (presenced ignores it)", k)
+				}
 				t.Setenv(k, v)
 			}
 			o, err := parse(nil)
@@ -111,21 +116,54 @@ func TestDeployCompose(t *testing.T) {
 	}
 }
 
+// envNames are the variables presenced reads, one per setting.
+func envNames() map[string]bool {
+	var o options
+	names := map[string]bool{}
+	newFlagSet(&o).VisitAll(func(f *flag.Flag) { names[envName(f.Name)] = true })
+	return names
+}
+
+// TestDockerfileHealthcheck: the image's HEALTHCHECK is `presenced healthcheck` with its
+// default URL, which the image's --internal-listen serves.
+func TestDockerfileHealthcheck(t *testing.T) {
+	b, err := os.ReadFile("../../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var env, check string
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "ENV PRESENCED_INTERNAL_LISTEN="); ok {
+			env = v
+		}
+		if strings.HasPrefix(line, "HEALTHCHECK ") {
+			_, check, _ = strings.Cut(line, " CMD ")
+		}
+	}
+	if check != `["/presenced", "healthcheck"]` {
+		t.Errorf("HEALTHCHECK CMD %s, want [\"/presenced\", \"healthcheck\"]", check)
+	}
+	host, port, err := net.SplitHostPort(env)
+	loopback := host == "" || host == "0.0.0.0" || host == "127.0.0.1" // what 127.0.0.1 reaches
+	if err != nil || !loopback || defaultHealthURL != "http://127.0.0.1:"+port+"/healthz" {
+		t.Errorf("ENV PRESENCED_INTERNAL_LISTEN=%s does not serve %s", env, defaultHealthURL)
+	}
+}
+
 // k8sObject is the part of a manifest TestDeployKubernetes reads.
 type k8sObject struct {
 	Kind     string
 	Metadata struct{ Name string }
 	Spec     struct {
-		ClusterIP                string `yaml:"clusterIP"`
-		PublishNotReadyAddresses bool   `yaml:"publishNotReadyAddresses"`
-		ServiceName              string `yaml:"serviceName"`
-		Replicas                 int
-		Template                 struct {
+		Replicas int
+		Template struct {
 			Spec struct {
 				TerminationGracePeriodSeconds int    `yaml:"terminationGracePeriodSeconds"`
 				ServiceAccountName            string `yaml:"serviceAccountName"`
+				EnableServiceLinks            *bool  `yaml:"enableServiceLinks"`
 				Containers                    []struct {
 					Args  []string
+					Env   []struct{ Name string }
 					Ports []struct {
 						Name          string
 						ContainerPort int `yaml:"containerPort"`
@@ -145,9 +183,11 @@ type k8sProbe struct {
 	HTTPGet struct{ Path, Port string } `yaml:"httpGet"`
 }
 
-// TestDeployKubernetes: the StatefulSet's flags are accepted by presenced, its probes hit the
-// internal listener, the member list is the pods' stable names, and the grace period covers
-// preStop, drain delay, shutdown timeout and the internal listener's stop.
+// TestDeployKubernetes: the Deployment's three pods run as the bound ServiceAccount without
+// Service links, its flags are accepted by presenced and its variables are presenced settings,
+// its probes hit the internal listener, membership is the k8s provider's on the remoting port,
+// and the grace period covers preStop, drain delay, shutdown timeout and the internal
+// listener's stop.
 func TestDeployKubernetes(t *testing.T) {
 	objs := decodeAll[k8sObject](t, "../../deploy/k8s/presenced.yaml")
 	byKind := map[string][]k8sObject{}
@@ -164,6 +204,12 @@ func TestDeployKubernetes(t *testing.T) {
 	if pod.ServiceAccountName != byKind["ServiceAccount"][0].Metadata.Name {
 		t.Errorf("the pods run as %q, not as the ServiceAccount the Role is bound to", pod.ServiceAccountName)
 	}
+	if dep.Spec.Replicas != 3 {
+		t.Errorf("%d replicas, want 3", dep.Spec.Replicas)
+	}
+	if pod.EnableServiceLinks == nil || *pod.EnableServiceLinks {
+		t.Error("enableServiceLinks is not false: the Service's PRESENCED_* link variables would reach presenced")
+	}
 	if len(pod.Containers) != 1 {
 		t.Fatalf("%d containers", len(pod.Containers))
 	}
@@ -171,6 +217,12 @@ func TestDeployKubernetes(t *testing.T) {
 	o, err := parse(c.Args)
 	if err != nil {
 		t.Fatalf("presenced refuses the Deployment's args: %v", err)
+	}
+	settings := envNames()
+	for _, e := range c.Env {
+		if !settings[e.Name] {
+			t.Errorf("env %s is no presenced setting (presenced ignores it)", e.Name)
+		}
 	}
 	ports := map[string]int{}
 	for _, p := range c.Ports {

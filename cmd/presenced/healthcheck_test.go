@@ -5,24 +5,26 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
 // TestHealthcheck: `presenced healthcheck URL` succeeds on 200 only, and says why otherwise.
 func TestHealthcheck(t *testing.T) {
-	status := http.StatusOK
+	var status atomic.Int64 // set here, read by the server's goroutine
+	status.Store(http.StatusOK)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/healthz" {
 			http.NotFound(w, r)
 			return
 		}
-		w.WriteHeader(status)
+		w.WriteHeader(int(status.Load()))
 	}))
 	defer srv.Close()
 	if err := run([]string{"healthcheck", srv.URL + "/healthz"}); err != nil {
 		t.Fatalf("200: %v", err)
 	}
-	status = http.StatusServiceUnavailable
+	status.Store(http.StatusServiceUnavailable)
 	if err := run([]string{"healthcheck", srv.URL + "/healthz"}); err == nil || !strings.Contains(err.Error(), "503") {
 		t.Fatalf("503: err = %v", err)
 	}

@@ -21,7 +21,9 @@ import (
 )
 
 // startApp starts presenced in this process the way main does (dev auth, in memory) with both
-// listeners on free loopback ports. The test stops it.
+// listeners on free loopback ports. t.Cleanup stops it, also after a failure (stop is
+// idempotent: a test may stop it earlier itself); cleanups registered later, such as the
+// clients' drops, run before.
 func startApp(t *testing.T, extra ...string) *app {
 	t.Helper()
 	o, err := parse(append([]string{"--auth", "dev", "--graph", "../../examples/graph.json",
@@ -33,6 +35,11 @@ func startApp(t *testing.T, extra ...string) *app {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if err := a.stop(); err != nil {
+			t.Error(err)
+		}
+	})
 	return a
 }
 
@@ -97,9 +104,6 @@ func TestInternalPprof(t *testing.T) {
 	expect(t, in+"/debug/pprof/goroutine?debug=1", http.StatusOK, "goroutine profile")
 	expect(t, in+"/debug/pprof/cmdline", http.StatusNotFound, "")
 	expect(t, "http://"+a.pub.Addr().String()+"/debug/pprof/", http.StatusNotFound, "")
-	if err := a.stop(); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // TestNoInternalListener: --internal-listen "" serves no internal port.

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"net/http"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -15,11 +14,11 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-
-	"github.com/presenced/presenced/server"
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/presenced/presenced/client"
+	"github.com/presenced/presenced/server"
+	"github.com/presenced/presenced/testkit"
 	"github.com/presenced/presenced/wire"
 )
 
@@ -97,10 +96,7 @@ func TestDevAuthWarnsEveryPeriod(t *testing.T) {
 // skips the rest of the drain delay, the client is told to resume elsewhere (1012), and the
 // process exits 0. `presenced healthcheck` probes the running process.
 func TestProcess(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "presenced")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := testkit.BuildPresenced(t)
 	cmd := exec.Command(bin, "--auth", "dev", "--graph", "../../examples/graph.json", "--listen", "127.0.0.1:0",
 		"--internal-listen", "127.0.0.1:0", "--drain-delay", "1h", "--shutdown-timeout", "2h", "--log-format", "json")
 	stderr, _ := cmd.StderrPipe()

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"os"
 	"strings"
@@ -94,14 +95,10 @@ func parse(args []string) (options, error) {
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected argument %q: settings are flags (--name value); see presenced --help", fs.Arg(0))
 	}
-	cmdline := map[string]bool{}
+	cmdline := map[string]bool{} // the flags the command line sets
 	fs.Visit(func(f *flag.Flag) { cmdline[f.Name] = true })
-	onCommandLine := func(name string) bool { return cmdline[name] }
-	o.set = map[string]bool{}
-	for name := range cmdline {
-		o.set[name] = true
-	}
-	if !onCommandLine("config") {
+	o.set = maps.Clone(cmdline)
+	if !cmdline["config"] {
 		if v, ok := os.LookupEnv(envName("config")); ok {
 			o.config = v
 			o.set["config"] = true
@@ -110,7 +107,7 @@ func parse(args []string) (options, error) {
 	if o.config != "" {
 		given, err := loadFile(o.config, fs, func(name string) bool {
 			_, inEnv := os.LookupEnv(envName(name))
-			return onCommandLine(name) || inEnv
+			return cmdline[name] || inEnv
 		})
 		if err != nil {
 			return o, err
@@ -123,7 +120,7 @@ func parse(args []string) (options, error) {
 	fs.VisitAll(func(f *flag.Flag) {
 		key := envName(f.Name)
 		v, ok := os.LookupEnv(key)
-		if !ok || onCommandLine(f.Name) || f.Name == "config" || envErr != nil {
+		if !ok || cmdline[f.Name] || f.Name == "config" || envErr != nil {
 			return
 		}
 		o.set[f.Name] = true
