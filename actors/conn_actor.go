@@ -153,11 +153,6 @@ func (c *connActor) Receive(ctx actor.Context) {
 				return
 			}
 			c.onAttached(ctx, b.AttachReply)
-		case *actorpb.Envelope_Update:
-			if f, ok := c.view.Apply(b.Update, c.visible); ok {
-				c.send(f)
-				c.d.Metrics.FlushToWrite(b.Update.GetPublishedUs())
-			}
 		case *actorpb.Envelope_Kick:
 			c.kicked = true
 			k := b.Kick
