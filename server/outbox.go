@@ -214,6 +214,18 @@ func (o *outbox) Close(closeCode int, code, msg string) {
 	o.kickLocked()
 }
 
+// closeInfo is the close this socket's outbox was asked for (the first one wins), in the form
+// Metrics.ConnClosed takes: sent is false when none was (the peer went away, a write failed,
+// or the peer was silent past DeadAfter). The socket's finish reports it once.
+func (o *outbox) closeInfo() (closeCode int, errCode string, sent bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closing == nil {
+		return 0, "", false
+	}
+	return o.closing.close, o.closing.code, true
+}
+
 // Closing reports whether a close is queued: the reader ignores frames from then on.
 func (o *outbox) Closing() bool {
 	o.mu.Lock()
