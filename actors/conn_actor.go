@@ -65,7 +65,7 @@ const maxPending = 64
 func ConnProps(d *Deps, spec ConnSpec) *actor.Props {
 	return actor.PropsFromProducer(func() actor.Actor {
 		return &connActor{d: d, spec: spec, view: NewView(spec.Following)}
-	})
+	}, WithMailbox())
 }
 
 // connActor wraps a View; all fields are owned by Receive.

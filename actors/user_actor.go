@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -20,7 +21,7 @@ import (
 func UserProps(d *Deps, user string) *actor.Props {
 	return actor.PropsFromProducer(func() actor.Actor {
 		return &userActor{d: d, user: user}
-	})
+	}, WithMailbox())
 }
 
 // timerFired is a self-message from a time.AfterFunc; it never leaves the node.
@@ -40,6 +41,7 @@ type retryIO struct{ gen uint64 }
 type Republish struct{}
 
 type armed struct {
+	key   timerKey
 	gen   uint64
 	timer *time.Timer
 }
@@ -56,7 +58,7 @@ type userActor struct {
 	user     string
 	self     *actor.PID
 	rules    *User
-	timers   map[timerKey]armed
+	timers   []armed // a few at most (away, debounce, one per waiting window): a slice beats a map's buckets
 	retiring bool
 
 	// Failed I/O is retried with backoff; the actor does not retire while some is pending.
@@ -78,7 +80,6 @@ func (a *userActor) Receive(ctx actor.Context) {
 		if a.user == "" {
 			a.user = pcluster.GetClusterIdentity(ctx).GetIdentity()
 		}
-		a.timers = map[timerKey]armed{}
 		var eff Effects
 		a.rules, eff = a.load()
 		// Windows rebuilt from the store: learn which of their connections are gone.
@@ -143,9 +144,8 @@ func (a *userActor) Receive(ctx actor.Context) {
 		}
 		a.onEnvelope(ctx, m)
 	case timerFired:
-		key := timerKey{m.t.Kind, m.t.Window}
-		if a.timers[key].gen == m.t.Gen {
-			delete(a.timers, key)
+		if i := a.timerIndex(timerKey{m.t.Kind, m.t.Window}); i >= 0 && a.timers[i].gen == m.t.Gen {
+			a.timers = slices.Delete(a.timers, i, i+1)
 		}
 		if !a.retiring && !a.isFenced {
 			eff := a.rules.Fire(time.Now(), m.t)
@@ -394,11 +394,24 @@ func (a *userActor) fenced() {
 // rules ignore stale generations, so replacing a timer only saves work.
 func (a *userActor) arm(t Timer) {
 	key := timerKey{t.Kind, t.Window}
-	if old, ok := a.timers[key]; ok {
-		old.timer.Stop()
-	}
 	root, self := a.d.System.Root, a.self
-	a.timers[key] = armed{gen: t.Gen, timer: time.AfterFunc(time.Until(t.At), func() { root.Send(self, timerFired{t}) })}
+	next := armed{key: key, gen: t.Gen, timer: time.AfterFunc(time.Until(t.At), func() { root.Send(self, timerFired{t}) })}
+	if i := a.timerIndex(key); i >= 0 {
+		a.timers[i].timer.Stop()
+		a.timers[i] = next
+		return
+	}
+	a.timers = append(a.timers, next)
+}
+
+// timerIndex finds the armed timer of key, or -1.
+func (a *userActor) timerIndex(key timerKey) int {
+	for i := range a.timers {
+		if a.timers[i].key == key {
+			return i
+		}
+	}
+	return -1
 }
 
 // logger names the user; see connActor.logger for why the field is not kept.

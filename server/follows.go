@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -47,9 +48,9 @@ type follows struct {
 // localUser is a user with sockets on this node.
 type localUser struct {
 	who     auth.Identity
-	token   string // the latest hello's token: refreshes read the list with it (memory only, never logged)
-	conns   map[string]*actor.PID
-	version uint64 // the list version the local connections have
+	token   string       // the latest hello's token: refreshes read the list with it (memory only, never logged)
+	conns   []*actor.PID // its connection actors on this node: one or a few, so a slice, not a map's buckets
+	version uint64       // the list version the local connections have
 	timer   *time.Timer
 	running bool // a refresh is in flight: refreshes of one user are serial
 	again   bool // another refresh was asked for while one ran
@@ -184,11 +185,13 @@ func (f *follows) register(who auth.Identity, token string, pid *actor.PID, t ti
 	}
 	u := f.users[who.ID]
 	if u == nil {
-		u = &localUser{conns: map[string]*actor.PID{}, version: t.version}
+		u = &localUser{version: t.version}
 		f.users[who.ID] = u
 	}
 	u.who, u.token = who, token
-	u.conns[pid.Id] = pid
+	if !slices.ContainsFunc(u.conns, func(p *actor.PID) bool { return p.Equal(pid) }) {
+		u.conns = append(u.conns, pid)
+	}
 	switch {
 	case t.revalidate:
 		u.force = true
@@ -208,7 +211,7 @@ func (f *follows) unregister(user string, pid *actor.PID) {
 	if u == nil {
 		return
 	}
-	delete(u.conns, pid.Id)
+	u.conns = slices.DeleteFunc(u.conns, func(p *actor.PID) bool { return p.Equal(pid) })
 	if len(u.conns) == 0 {
 		if u.timer != nil {
 			u.timer.Stop()
@@ -285,9 +288,7 @@ func (f *follows) refresh(user string, u *localUser, who auth.Identity, token st
 	var conns []*actor.PID
 	if rec != nil && rec.Version > u.version {
 		u.version = rec.Version
-		for _, pid := range u.conns {
-			conns = append(conns, pid)
-		}
+		conns = slices.Clone(u.conns)
 	}
 	if len(conns) > 0 {
 		for _, pid := range conns {
