@@ -72,7 +72,7 @@ func newWorldWith(store cluster.Store) *world {
 func (w *world) connect(t *testing.T, user string, following ...string) (*actor.PID, *socket, wire.Welcome) {
 	t.Helper()
 	s := newSocket()
-	pid := w.system.Root.Spawn(ConnProps(w.deps, ConnSpec{User: user, Login: user, Following: followees(following...), Hello: wire.Hello{Token: user}, Socket: s}))
+	pid := SpawnConn(w.deps, ConnSpec{User: user, Login: user, Following: followees(following...), Hello: wire.Hello{Token: user}, Socket: s})
 	wel, ok := s.next(t).(wire.Welcome)
 	if !ok {
 		t.Fatal("want welcome")

@@ -45,7 +45,7 @@ func BenchmarkFanout1000(b *testing.B) {
 	sock := countingSocket{n: &n, target: &target, done: done, bytes: &bytes}
 	target.Store(2 * k) // welcome + sync each
 	for i := range k {
-		system.Root.Spawn(ConnProps(d, ConnSpec{User: fmt.Sprintf("f%d", i), Login: "f", Following: followees("alice"), Socket: sock}))
+		SpawnConn(d, ConnSpec{User: fmt.Sprintf("f%d", i), Login: "f", Following: followees("alice"), Socket: sock})
 	}
 	<-done
 	acts := []wire.Activity{wire.Coding, wire.Debugging}

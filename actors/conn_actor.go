@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -55,23 +56,48 @@ type ConnSpec struct {
 	// actor started (which leaves out authentication and the follow list).
 	HelloAt time.Time
 	Socket  Socket
+	// Stopped, when not nil, is closed once the actor has stopped (the server joins it).
+	Stopped chan struct{}
 }
 
 // maxPending bounds the frames a client may send between hello and welcome; the rate limit
 // keeps an honest client far below it.
 const maxPending = 64
 
-// ConnProps makes the props of one connection actor.
-func ConnProps(d *Deps, spec ConnSpec) *actor.Props {
-	return actor.PropsFromProducer(func() actor.Actor {
-		return &connActor{d: d, spec: spec, view: NewView(spec.Following)}
-	}, WithMailbox())
+// SpawnConn starts the connection actor of spec. Every connection actor shares one Props (a
+// Props, its closure and a middleware per socket would cost a good part of an idle connection):
+// the actor finds its spec by its name, conn/<n>, at start and again after a restart.
+func SpawnConn(d *Deps, spec ConnSpec) *actor.PID {
+	name := "conn/" + strconv.FormatUint(d.spawned.Add(1), 36)
+	d.specsMu.Lock()
+	d.specs[name] = &spec
+	d.specsMu.Unlock()
+	pid, err := d.System.Root.SpawnNamed(d.connProps, name)
+	if err != nil {
+		// Only a taken name fails, and n is new each time.
+		d.Log.Error("spawning a connection actor failed", zap.Error(err))
+	}
+	return pid
+}
+
+// connSpec is the spec of connection actor id, nil when it has stopped.
+func (d *Deps) connSpec(id string) *ConnSpec {
+	d.specsMu.Lock()
+	defer d.specsMu.Unlock()
+	return d.specs[id]
+}
+
+// forgetConn drops a stopped connection actor's spec.
+func (d *Deps) forgetConn(id string) {
+	d.specsMu.Lock()
+	defer d.specsMu.Unlock()
+	delete(d.specs, id)
 }
 
 // connActor wraps a View; all fields are owned by Receive.
 type connActor struct {
 	d    *Deps
-	spec ConnSpec
+	spec *ConnSpec // shared with Deps' map, so a restart starts from what it became
 	view *View
 	self *actor.PID
 
@@ -107,13 +133,30 @@ type reattachRetry struct{ gen uint64 }
 const reattachEvery = time.Second
 
 func (c *connActor) Receive(ctx actor.Context) {
+	if _, ok := ctx.Message().(*actor.Started); !ok && c.spec == nil {
+		if _, ok := ctx.Message().(*actor.Stopped); !ok {
+			return // stopped before it started: nothing to do
+		}
+	}
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		c.self, c.startedAt = ctx.Self(), time.Now()
+		spec := c.d.connSpec(c.self.GetId())
+		if spec == nil {
+			return
+		}
+		c.spec, c.view = spec, NewView(spec.Following)
 		c.d.Placement.Send(c.spec.User, envelope(&actorpb.Attach{
 			User: c.spec.User, Window: c.spec.Hello.Window, ResumeToken: c.spec.Hello.Resume, Conn: connRef(c.self),
 			Login: c.spec.Login, GraphVersion: c.spec.GraphVersion,
 		}), c.self)
+	case *actor.Stopped:
+		if spec := c.d.connSpec(c.self.GetId()); spec != nil {
+			c.d.forgetConn(c.self.GetId())
+			if spec.Stopped != nil {
+				close(spec.Stopped)
+			}
+		}
 	case Inbound:
 		c.onInbound(ctx, m.Frame)
 	case *actor.Terminated:

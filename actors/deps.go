@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -36,8 +37,16 @@ type Deps struct {
 	Member string
 	// Hosted lists the user actors active on this node, for recovery broadcasts.
 	Hosted Hosted
+	// Leases renews the leases of this node's user actors in rounds.
+	Leases *Leases
 	// Metrics counts hellos, frames, publishes, activations and lease losses; nil counts nothing.
 	Metrics *metrics.Metrics
+
+	// The Props every local user actor and every connection actor share (see spawnUser, SpawnConn).
+	userProps, connProps *actor.Props
+	spawned              atomic.Uint64 // names actors: user/<id>/<n>, conn/<n>
+	specsMu              sync.Mutex
+	specs                map[string]*ConnSpec // connection actor id → its spec, while it lives
 }
 
 // Hosted is the set of user actors active on this node. The zero value is ready.
@@ -86,13 +95,18 @@ func NewDeps(system *actor.ActorSystem, store cluster.Store, newBus func(cluster
 	fan := NewFanout(system.Root, log)
 	bus := newBus(fan.Deliver)
 	fan.SetBus(bus)
-	return &Deps{System: system, Store: store, Follows: cluster.NewMemoryFollows(), Bus: bus, Fanout: fan, User: user, Log: log, NewToken: RandomToken}
+	d := &Deps{System: system, Store: store, Follows: cluster.NewMemoryFollows(), Bus: bus, Fanout: fan, User: user, Log: log, NewToken: RandomToken,
+		specs: map[string]*ConnSpec{}}
+	d.Leases = NewLeases(store, system.Root, log, d.ioTimeout)
+	d.userProps = actor.PropsFromProducer(func() actor.Actor { return &userActor{d: d} }, WithMailbox())
+	d.connProps = actor.PropsFromProducer(func() actor.Actor { return &connActor{d: d} }, WithMailbox())
+	return d
 }
 
 // NewLocalDeps is NewDeps with user actors placed on this node.
 func NewLocalDeps(system *actor.ActorSystem, store cluster.Store, newBus func(cluster.Deliver) cluster.Bus, user UserConfig, log *zap.Logger) (*Deps, *cluster.LocalPlacement) {
 	d := NewDeps(system, store, newBus, user, log)
-	p := cluster.NewLocalPlacement(system.Root, func(u string) *actor.Props { return UserProps(d, u) })
+	p := cluster.NewLocalPlacement(system.Root, d.spawnUser)
 	d.Placement = p
 	return d, p
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -16,12 +18,37 @@ import (
 	"github.com/presenced/presenced/wire"
 )
 
-// UserProps makes the props of user's actor. An empty user means a cluster grain: the user is
-// its cluster identity.
-func UserProps(d *Deps, user string) *actor.Props {
+// UserProps makes the props of the user actors that are cluster grains: each one is its
+// cluster identity.
+func UserProps(d *Deps) *actor.Props {
 	return actor.PropsFromProducer(func() actor.Actor {
-		return &userActor{d: d, user: user}
+		return &userActor{d: d, grain: true}
 	}, WithMailbox())
+}
+
+// spawnUser starts the local actor of user. All local user actors share one Props (a Props and
+// its closure per user would cost a good part of an idle connection), so the actor learns who
+// it is from its name, user/<id>/<n>, which also survives a restart after a panic. n makes each
+// activation's name new: the previous one may still be stopping.
+func (d *Deps) spawnUser(user string) *actor.PID {
+	name := userPrefix + user + "/" + strconv.FormatUint(d.spawned.Add(1), 36)
+	pid, err := d.System.Root.SpawnNamed(d.userProps, name)
+	if err != nil {
+		// Only a taken name fails, and n is new each time; say so rather than lose the user.
+		d.Log.Error("spawning a user actor failed", zap.String("user", user), zap.Error(err))
+	}
+	return pid
+}
+
+const userPrefix = "user/"
+
+// userFromName is the user in a local user actor's name (see spawnUser).
+func userFromName(id string) string {
+	id = strings.TrimPrefix(id, userPrefix)
+	if i := strings.LastIndexByte(id, '/'); i >= 0 {
+		return id[:i]
+	}
+	return id
 }
 
 // timerFired is a self-message from a time.AfterFunc; it never leaves the node.
@@ -30,8 +57,6 @@ type timerFired struct{ t Timer }
 // connGone is a self-message: a watched connection actor terminated.
 type connGone struct{ conn ConnID }
 
-// renewLease is a self-message: time to extend the user's lease.
-type renewLease struct{}
 
 // retryIO is a self-message: try the failed store write or publish again.
 type retryIO struct{ gen uint64 }
@@ -55,6 +80,7 @@ type timerKey struct {
 // funcs run on their own goroutines and only Send.
 type userActor struct {
 	d        *Deps
+	grain    bool // a cluster grain: its identity is the user; else the first message names it
 	user     string
 	self     *actor.PID
 	rules    *User
@@ -70,26 +96,18 @@ type userActor struct {
 
 	epoch      uint64 // fencing epoch from Store.Acquire; 0 until the first write
 	isFenced   bool   // a newer activation exists: this one does nothing more
-	renewTimer *time.Timer
 }
 
 func (a *userActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		a.self = ctx.Self()
-		if a.user == "" {
+		if a.grain {
 			a.user = pcluster.GetClusterIdentity(ctx).GetIdentity()
+		} else {
+			a.user = userFromName(a.self.GetId())
 		}
-		var eff Effects
-		a.rules, eff = a.load()
-		// Windows rebuilt from the store: learn which of their connections are gone.
-		for _, c := range a.rules.Conns() {
-			ctx.Watch(c.pid())
-		}
-		eff.Retire = false // activated for a message that is already in the mailbox
-		a.d.Metrics.UserActivated()
-		a.track(true)
-		a.apply(ctx, eff)
+		a.start(ctx)
 	case *actor.Terminated:
 		// A watched connection ended. Terminated is a system message and overtakes the
 		// connection's own Detach (with its last-heard time) still in the mailbox, so queue it
@@ -108,12 +126,12 @@ func (a *userActor) Receive(ctx actor.Context) {
 		if a.ioRetryTimer != nil {
 			a.ioRetryTimer.Stop()
 		}
-		if a.renewTimer != nil {
-			a.renewTimer.Stop()
+		if a.epoch != 0 {
+			a.d.Leases.Release(a.user, a.epoch)
 		}
-	case renewLease:
-		if a.epoch != 0 && !a.isFenced && !a.retiring {
-			a.renew()
+	case leaseLost:
+		if m.epoch == a.epoch && !a.isFenced {
+			a.fenced()
 		}
 	case retryIO:
 		if m.gen == a.ioGen && a.ioPending && !a.retiring && !a.isFenced {
@@ -155,6 +173,20 @@ func (a *userActor) Receive(ctx actor.Context) {
 			a.apply(ctx, eff)
 		}
 	}
+}
+
+// start loads the user's record and takes over its windows, once the actor knows who it is.
+func (a *userActor) start(ctx actor.Context) {
+	var eff Effects
+	a.rules, eff = a.load()
+	// Windows rebuilt from the store: learn which of their connections are gone.
+	for _, c := range a.rules.Conns() {
+		ctx.Watch(c.pid())
+	}
+	eff.Retire = false // activated for a message that is already in the mailbox
+	a.d.Metrics.UserActivated()
+	a.track(true)
+	a.apply(ctx, eff)
 }
 
 // track records (or forgets) that this node hosts the user: locally for recovery broadcasts,
@@ -341,7 +373,7 @@ func (a *userActor) write(ctx context.Context, rec, payload []byte, publish bool
 			return err
 		}
 		a.epoch = e
-		a.armRenew()
+		a.d.Leases.Hold(a.user, e, a.self)
 	}
 	if ap, ok := a.d.Store.(cluster.AtomicPublisher); ok && publish {
 		return ap.SaveAndPublish(ctx, a.user, a.epoch, rec, payload)
@@ -350,28 +382,6 @@ func (a *userActor) write(ctx context.Context, rec, payload []byte, publish bool
 		return err
 	}
 	return a.d.Bus.Publish(ctx, a.user, payload)
-}
-
-// armRenew schedules the next lease renewal, at a third of the lease's life.
-func (a *userActor) armRenew() {
-	root, self := a.d.System.Root, a.self
-	a.renewTimer = time.AfterFunc(cluster.LeaseTTL/3, func() { root.Send(self, renewLease{}) })
-}
-
-// renew extends the lease; losing it to a newer activation fences this one. A failure to reach
-// the store is retried at the next tick (the lease outlives two missed renewals).
-func (a *userActor) renew() {
-	ctx, cancel := context.WithTimeout(context.Background(), a.d.ioTimeout())
-	defer cancel()
-	err := a.d.Store.Renew(ctx, a.user, a.epoch)
-	if errors.Is(err, cluster.ErrFenced) {
-		a.fenced()
-		return
-	}
-	if err != nil {
-		a.logger().Warn("renewing the user's lease failed; retrying", zap.Error(err))
-	}
-	a.armRenew()
 }
 
 // fenced: a newer activation of this user exists (double activation). This one must never write

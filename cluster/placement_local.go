@@ -11,16 +11,17 @@ var _ Placement = (*LocalPlacement)(nil)
 // LocalPlacement keeps one actor per user on this node, spawned on first use.
 type LocalPlacement struct {
 	root  *actor.RootContext
-	props func(user string) *actor.Props
+	spawn func(user string) *actor.PID
 
 	mu     sync.RWMutex
 	actors map[string]*actor.PID
 	closed bool
 }
 
-// NewLocalPlacement spawns user actors from props(user).
-func NewLocalPlacement(root *actor.RootContext, props func(user string) *actor.Props) *LocalPlacement {
-	return &LocalPlacement{root: root, props: props, actors: map[string]*actor.PID{}}
+// NewLocalPlacement starts each user's actor with spawn(user) on root's system. Spawn runs
+// under the placement's lock, so the first message spawn sends is the actor's first.
+func NewLocalPlacement(root *actor.RootContext, spawn func(user string) *actor.PID) *LocalPlacement {
+	return &LocalPlacement{root: root, spawn: spawn, actors: map[string]*actor.PID{}}
 }
 
 // Send holds the read lock while it enqueues, so a Retire that removes the actor happens either
@@ -41,7 +42,7 @@ func (p *LocalPlacement) Send(user string, msg any, sender *actor.PID) {
 		return
 	}
 	if pid = p.actors[user]; pid == nil {
-		pid = p.root.Spawn(p.props(user))
+		pid = p.spawn(user)
 		p.actors[user] = pid
 	}
 	p.send(pid, msg, sender)

@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/presenced/presenced/cluster"
@@ -73,15 +74,32 @@ func testStore(t *testing.T, newStore func(t *testing.T) cluster.Store) {
 	t.Run("renewing keeps the lease until a newer activation takes it", func(t *testing.T) {
 		s := newStore(t)
 		old := acquire(t, s, "alice")
-		if err := s.Renew(ctx, "alice", old); err != nil {
-			t.Fatalf("renew: %v", err)
+		bob := acquire(t, s, "bob")
+		renew := func(leases ...cluster.Lease) []bool {
+			t.Helper()
+			fenced, err := s.RenewMany(ctx, leases)
+			if err != nil {
+				t.Fatalf("renew %v: %v", leases, err)
+			}
+			return fenced
+		}
+		if got := renew(cluster.Lease{User: "alice", Epoch: old}, cluster.Lease{User: "bob", Epoch: bob}); !slices.Equal(got, []bool{false, false}) {
+			t.Fatalf("renew by the holders: fenced %v, want none", got)
 		}
 		newer := acquire(t, s, "alice")
-		if err := s.Renew(ctx, "alice", old); !errors.Is(err, cluster.ErrFenced) {
-			t.Fatalf("renew of a superseded lease: err = %v, want ErrFenced", err)
+		// carol never acquired: like a lapsed lease, the first renewer claims it.
+		got := renew(cluster.Lease{User: "bob", Epoch: bob}, cluster.Lease{User: "alice", Epoch: old}, cluster.Lease{User: "carol", Epoch: 3})
+		if !slices.Equal(got, []bool{false, true, false}) {
+			t.Fatalf("renew after alice moved: fenced %v, want [false true false]", got)
 		}
-		if err := s.Renew(ctx, "alice", newer); err != nil {
-			t.Fatalf("renew by the holder: %v", err)
+		if got := renew(cluster.Lease{User: "alice", Epoch: newer}, cluster.Lease{User: "carol", Epoch: 4}); !slices.Equal(got, []bool{false, true}) {
+			t.Fatalf("renew by alice's holder and a second claimant of carol: fenced %v, want [false true]", got)
+		}
+		if err := s.SaveUser(ctx, "alice", old, []byte("x"), []byte("x")); !errors.Is(err, cluster.ErrFenced) {
+			t.Fatalf("save by the fenced activation: err = %v, want ErrFenced", err)
+		}
+		if fenced, err := s.RenewMany(ctx, nil); err != nil || len(fenced) != 0 {
+			t.Fatalf("renew of nothing: %v, %v", fenced, err)
 		}
 	})
 	t.Run("stored values do not alias the caller's", func(t *testing.T) {

@@ -64,13 +64,14 @@ func (s *MemoryStore) hold(user string, epoch uint64) bool {
 	return true
 }
 
-func (s *MemoryStore) Renew(_ context.Context, user string, epoch uint64) error {
+func (s *MemoryStore) RenewMany(_ context.Context, leases []Lease) ([]bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.hold(user, epoch) {
-		return ErrFenced
+	fenced := make([]bool, len(leases))
+	for i, l := range leases {
+		fenced[i] = !s.hold(l.User, l.Epoch)
 	}
-	return nil
+	return fenced, nil
 }
 
 func (s *MemoryStore) SaveUser(_ context.Context, user string, epoch uint64, record, presence []byte) error {

@@ -97,10 +97,6 @@ redis.call('SET', KEYS[4], ARGV[4])
 if ARGV[5] == '1' then redis.call('PUBLISH', ARGV[6], ARGV[4]) end
 return 1`)
 
-// renewScript extends the caller's lease. Returns 1, or 0 when fenced.
-var renewScript = redis.NewScript(leaseCheck + `
-return 1`)
-
 // acquireScript hands out the next epoch, never below ARGV[1] (the time in µs, so epochs keep
 // growing even after Redis lost the key), and gives it the lease (KEYS[2]) for ARGV[2] ms.
 var acquireScript = redis.NewScript(`
@@ -139,16 +135,51 @@ func (s *RedisStore) save(ctx context.Context, user string, epoch uint64, record
 	return nil
 }
 
-func (s *RedisStore) Renew(ctx context.Context, user string, epoch uint64) error {
-	ok, err := renewScript.Run(ctx, s.rdb, []string{leaseKey(user), epochKey(user)}, strconv.FormatUint(epoch, 10), s.ttl.Milliseconds()).Int()
+// renewManyScript renews many users' leases: KEYS are lease and epoch keys in pairs, ARGV[1]
+// the lease TTL in ms and ARGV[i+1] the epoch of pair i. Returns 1 (renewed) or 0 (fenced) per
+// pair, with the same check as leaseCheck.
+var renewManyScript = redis.NewScript(`
+local out = {}
+for i = 1, #KEYS / 2 do
+  local lk, ek, e = KEYS[2*i-1], KEYS[2*i], ARGV[i+1]
+  local ok = 1
+  local cur = redis.call('GET', lk)
+  if cur == false then
+    local last = redis.call('GET', ek)
+    if last == false then redis.call('SET', ek, e)
+    elseif last ~= e then ok = 0 end
+  elseif cur ~= e then ok = 0 end
+  if ok == 1 then redis.call('SET', lk, e, 'PX', ARGV[1]) end
+  out[i] = ok
+end
+return out`)
+
+// RenewMany renews many leases in one script call: the node's lease round (actors.Leases)
+// costs one round trip per batch instead of one per user.
+func (s *RedisStore) RenewMany(ctx context.Context, leases []Lease) ([]bool, error) {
+	if len(leases) == 0 {
+		return nil, nil
+	}
+	keys := make([]string, 0, 2*len(leases))
+	args := make([]any, 0, 1+len(leases))
+	args = append(args, s.ttl.Milliseconds())
+	for _, l := range leases {
+		keys = append(keys, leaseKey(l.User), epochKey(l.User))
+		args = append(args, strconv.FormatUint(l.Epoch, 10))
+	}
+	res, err := renewManyScript.Run(ctx, s.rdb, keys, args...).Int64Slice()
 	if err != nil {
 		s.m.RedisError("renew")
-		return fmt.Errorf("store: renew %s: %w", user, err)
+		return nil, fmt.Errorf("store: renew %d leases: %w", len(leases), err)
 	}
-	if ok == 0 {
-		return ErrFenced
+	if len(res) != len(leases) {
+		return nil, fmt.Errorf("store: renew %d leases: got %d answers", len(leases), len(res))
 	}
-	return nil
+	fenced := make([]bool, len(res))
+	for i, ok := range res {
+		fenced[i] = ok == 0
+	}
+	return fenced, nil
 }
 
 // SaveAndPublish saves and publishes on presence:<user> in one fenced script.

@@ -105,7 +105,7 @@ func startCluster(cfg *ClusterConfig, system *actor.ActorSystem, d *actors.Deps,
 			onLeft(self, addresses(t.Members), addresses(t.Left))
 		}
 	})
-	kind := pcluster.NewKind(cluster.UserKind, actors.UserProps(d, ""))
+	kind := pcluster.NewKind(cluster.UserKind, actors.UserProps(d))
 	var provider pcluster.ClusterProvider
 	if cfg.Provider == ProviderK8s {
 		p, err := k8s.New()

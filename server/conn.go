@@ -513,8 +513,8 @@ func (c *conn) hello(h wire.Hello) {
 	done := c.actorDone
 	spec := actors.ConnSpec{User: id.ID, Login: id.Login, Following: withoutSelf(t.list, id.ID), GraphVersion: t.version, Hello: h, Socket: c.out}
 	spec.HelloAt = time.Unix(0, c.lastHeard.Load()) // when the hello frame was read
-	props := actors.ConnProps(c.n.deps, spec).Configure(actor.WithReceiverMiddleware(onStopped(done)))
-	pid := c.n.system.Root.Spawn(props)
+	spec.Stopped = done
+	pid := actors.SpawnConn(c.n.deps, spec)
 	c.mu.Lock()
 	c.pid, c.user = pid, id.ID
 	c.mu.Unlock()
@@ -530,18 +530,6 @@ func withoutSelf(users []auth.Followee, self string) []auth.Followee {
 		}
 	}
 	return out
-}
-
-// onStopped closes done when the actor has stopped, so the reader can join it.
-func onStopped(done chan struct{}) actor.ReceiverMiddleware {
-	return func(next actor.ReceiverFunc) actor.ReceiverFunc {
-		return func(ctx actor.ReceiverContext, env *actor.MessageEnvelope) {
-			next(ctx, env)
-			if _, ok := env.Message.(*actor.Stopped); ok {
-				close(done)
-			}
-		}
-	}
 }
 
 // logger names the user once known. The field is added per line, not kept: zap's With clones
