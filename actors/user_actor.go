@@ -57,7 +57,6 @@ type timerFired struct{ t Timer }
 // connGone is a self-message: a watched connection actor terminated.
 type connGone struct{ conn ConnID }
 
-
 // retryIO is a self-message: try the failed store write or publish again.
 type retryIO struct{ gen uint64 }
 
@@ -94,8 +93,8 @@ type userActor struct {
 	ioBackoff    time.Duration
 	ioRetryTimer *time.Timer
 
-	epoch      uint64 // fencing epoch from Store.Acquire; 0 until the first write
-	isFenced   bool   // a newer activation exists: this one does nothing more
+	epoch    uint64 // fencing epoch from Store.Acquire; 0 until the first write
+	isFenced bool   // a newer activation exists: this one does nothing more
 }
 
 func (a *userActor) Receive(ctx actor.Context) {
