@@ -7,6 +7,7 @@ package actors
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,6 +45,7 @@ type Deps struct {
 
 	// The Props every local user actor and every connection actor share (see spawnUser, SpawnConn).
 	userProps, connProps *actor.Props
+	connDispatcher       *Dispatcher
 	spawned              atomic.Uint64 // names actors: user/<id>/<n>, conn/<n>
 	specsMu              sync.Mutex
 	specs                map[string]*ConnSpec // connection actor id → its spec, while it lives
@@ -82,6 +84,13 @@ func (h *Hosted) Broadcast(root *actor.RootContext, msg any) {
 	}
 }
 
+// Close stops the node's lease rounds and the connection actors' workers, once the actors have
+// stopped.
+func (d *Deps) Close() {
+	d.Leases.Close()
+	d.connDispatcher.Close()
+}
+
 func (d *Deps) ioTimeout() time.Duration {
 	if d.IOTimeout > 0 {
 		return d.IOTimeout
@@ -99,7 +108,8 @@ func NewDeps(system *actor.ActorSystem, store cluster.Store, newBus func(cluster
 		specs: map[string]*ConnSpec{}}
 	d.Leases = NewLeases(store, system.Root, log, d.ioTimeout)
 	d.userProps = actor.PropsFromProducer(func() actor.Actor { return &userActor{d: d} }, WithMailbox())
-	d.connProps = actor.PropsFromProducer(func() actor.Actor { return &connActor{d: d} }, WithMailbox())
+	d.connDispatcher = NewDispatcher(300, 8*runtime.GOMAXPROCS(0), 16384, time.Second)
+	d.connProps = actor.PropsFromProducer(func() actor.Actor { return &connActor{d: d} }, WithMailbox(), actor.WithDispatcher(d.connDispatcher))
 	return d
 }
 

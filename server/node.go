@@ -359,7 +359,7 @@ func (n *Node) Ready(ctx context.Context) error {
 // stopActors stops the user actors once every connection actor has gone (each connection
 // goroutine waits for its actor), then the actor system.
 func (n *Node) stopActors() {
-	defer n.deps.Leases.Close() // after the user actors: they release their leases as they stop
+	defer n.deps.Close() // after the actors: user actors release their leases as they stop
 	if n.cluster != nil {
 		n.cluster.c.Shutdown(true) // leaves the cluster and shuts the actor system down
 		return
