@@ -209,3 +209,37 @@ func TestUnknownMessagesAreDropped(t *testing.T) {
 		w.stop(t, probe)
 	})
 }
+
+// TestStoppedConnectionDetaches: on a single node the user actor does not watch its
+// connections, so a connection actor stopped from outside (the server gave up waiting for it)
+// must detach its window itself. Followers see nothing for the resume window, then offline.
+func TestStoppedConnectionDetaches(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld()
+		bob, bs, _ := w.connect(t, "bob", "alice")
+		alice, _, _ := w.connect(t, "alice", "bob")
+		if f := bs.next(t); f != (wire.Online{ID: "alice", Presence: wire.Presence{State: wire.StateOnline}}) {
+			t.Fatalf("bob got %#v, want alice online", f)
+		}
+		if n := w.deps.Fanout.Followed(); n != 2 {
+			t.Fatalf("fanout follows %d users, want 2", n)
+		}
+		start := time.Now()
+		_ = w.system.Root.StopFuture(alice).Wait()
+		time.Sleep(DefaultUserConfig().ResumeWindow - time.Millisecond)
+		synctest.Wait()
+		if len(bs.frames) != 0 {
+			t.Fatalf("bob got %#v within the resume window", <-bs.frames)
+		}
+		time.Sleep(time.Millisecond)
+		synctest.Wait()
+		want := wire.Offline{ID: "alice", TS: start.UnixMilli()}
+		if f := bs.next(t); f != want {
+			t.Fatalf("bob got %#v, want %#v", f, want)
+		}
+		if n := w.deps.Fanout.Followed(); n != 1 {
+			t.Fatalf("fanout follows %d users, want 1 (alice, for bob): the stopped connection unsubscribed", n)
+		}
+		w.stop(t, bob)
+	})
+}

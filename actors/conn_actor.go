@@ -150,6 +150,23 @@ func (c *connActor) Receive(ctx actor.Context) {
 			User: c.spec.User, Window: c.spec.Hello.Window, ResumeToken: c.spec.Hello.Resume, Conn: connRef(c.self),
 			Login: c.spec.Login, GraphVersion: c.spec.GraphVersion,
 		}), c.self)
+	case *actor.Stopping:
+		// Stopped from outside (the server gave up waiting, or the node shuts down): the
+		// window waits for a resume, as after any drop. finish has done this already otherwise.
+		if c.attached && !c.detached && !c.kicked {
+			c.detached = true
+			heard := c.lastHeard
+			if heard.IsZero() {
+				heard = time.Now() // its SocketClosed, if sent, is still queued behind the stop
+			}
+			c.d.Placement.Send(c.spec.User, envelope(&actorpb.Detach{Window: c.window, Conn: connRef(c.self), LastHeardMs: heard.UnixMilli()}), nil)
+		}
+		if c.subscribed {
+			c.subscribed = false
+			ctx2, cancel := context.WithTimeout(context.Background(), c.d.ioTimeout())
+			c.d.Fanout.Unsubscribe(ctx2, c.view.Following(), c.self)
+			cancel()
+		}
 	case *actor.Stopped:
 		if spec := c.d.connSpec(c.self.GetId()); spec != nil {
 			c.d.forgetConn(c.self.GetId())
@@ -291,11 +308,15 @@ func (c *connActor) onAttached(ctx actor.Context, r *actorpb.AttachReply) {
 	}
 }
 
-// watchUser watches the user actor that just answered, to learn when it stops.
+// watchUser watches the user actor that just answered, to learn when it stops: in a cluster,
+// where it can move or its node die. On a single node the two live and die together (a user
+// actor with a live window never retires), and a watch costs each side a watcher set.
 func (c *connActor) watchUser(ctx actor.Context) {
 	if s := ctx.Sender(); s != nil {
 		c.userPID = s
-		ctx.Watch(s)
+		if c.d.Member != "" {
+			ctx.Watch(s)
+		}
 	}
 }
 
