@@ -130,7 +130,7 @@ type User struct {
 	cfg      UserConfig
 	newToken func() string // random, ≥128 bits, URL-safe
 
-	windows      map[string]*window
+	windows      windowSet
 	invisible    bool
 	lastSeen     int64 // ms; frozen while invisible
 	lastActivity time.Time
@@ -184,7 +184,7 @@ type UserState struct {
 func (u *User) State() UserState {
 	st := UserState{Published: u.published, Invisible: u.invisible, LastSeen: u.lastSeen, LastActivity: u.lastActivity, Away: u.away,
 		Login: u.login, Privacy: u.privacy, GraphVersion: u.graphVersion}
-	for id, w := range u.windows {
+	for id, w := range u.windows.all() {
 		ws := WindowState{ID: id, Conn: w.lastConn, Activity: w.activity, Project: w.project, Language: w.language,
 			StatusAt: w.statusAt, Dropped: w.dropped, DropAt: w.dropAt, Expires: w.expires, TokenHash: w.token}
 		st.Windows = append(st.Windows, ws)
@@ -197,7 +197,7 @@ func (u *User) State() UserState {
 // dropped); windows that waited for a resume wait until their old deadline. The effects arm the
 // timers the state needs.
 func RestoreUser(cfg UserConfig, newToken func() string, st UserState, now time.Time) (*User, Effects) {
-	u := &User{cfg: cfg, newToken: newToken, windows: map[string]*window{}, published: st.Published,
+	u := &User{cfg: cfg, newToken: newToken, published: st.Published,
 		invisible: st.Invisible, lastSeen: st.LastSeen, lastActivity: st.LastActivity, away: st.Away,
 		login: st.Login, privacy: st.Privacy, graphVersion: st.GraphVersion}
 	var eff Effects
@@ -211,9 +211,9 @@ func RestoreUser(cfg UserConfig, newToken func() string, st UserState, now time.
 		} else {
 			w.conn = ws.Conn
 		}
-		u.windows[ws.ID] = w
+		u.windows.put(ws.ID, w)
 	}
-	if len(u.windows) > 0 {
+	if u.windows.len() > 0 {
 		u.armAway(&eff)
 		u.changed(now, &eff)
 	}
@@ -237,7 +237,7 @@ func (u *User) Invisible() bool { return u.invisible }
 func (u *User) LastSeen() int64 { return u.lastSeen }
 
 // Windows returns how many windows the user has, live or waiting for resume.
-func (u *User) Windows() int { return len(u.windows) }
+func (u *User) Windows() int { return u.windows.len() }
 
 // Privacy returns the user's sharing settings.
 func (u *User) Privacy() Privacy { return u.privacy }
@@ -245,11 +245,11 @@ func (u *User) Privacy() Privacy { return u.privacy }
 // Current is the aggregate presence followers should see now, with hidden fields removed: a
 // hidden project never leaves the user actor, and changing it publishes nothing.
 func (u *User) Current() wire.Presence {
-	if u.invisible || len(u.windows) == 0 {
+	if u.invisible || u.windows.len() == 0 {
 		return wire.Presence{State: wire.StateOffline, TS: u.lastSeen}
 	}
 	var best *window
-	for _, w := range u.windows {
+	for _, w := range u.windows.all() {
 		if best == nil || w.activity > best.activity ||
 			(w.activity == best.activity && w.statusAt.After(best.statusAt)) {
 			best = w
@@ -277,7 +277,7 @@ func (u *User) Attach(now time.Time, windowID, resume string, conn ConnID) (Atta
 	if resume != "" {
 		h := hashToken(resume)
 		var found string
-		for id, w := range u.windows {
+		for id, w := range u.windows.all() {
 			if subtle.ConstantTimeCompare(h[:], w.token[:]) == 1 {
 				found = id
 			}
@@ -285,7 +285,7 @@ func (u *User) Attach(now time.Time, windowID, resume string, conn ConnID) (Atta
 		if found == "" {
 			return AttachResult{Err: &wire.Error{Code: wire.ErrResumeFailed, Msg: "resume token is unknown, used or expired: hello again without resume", Close: wire.CloseResumeFailed}}, u.finish(now, eff)
 		}
-		w := u.windows[found]
+		w := u.windows.get(found)
 		u.takeOver(w, &eff)
 		w.conn, w.lastConn, w.dropped = conn, conn, false
 		w.gen = 0
@@ -297,18 +297,19 @@ func (u *User) Attach(now time.Time, windowID, resume string, conn ConnID) (Atta
 	if windowID == "" {
 		windowID = "w-" + u.newToken()[:16]
 	}
-	if len(u.windows) == 0 {
+	if u.windows.len() == 0 {
 		// Coming online starts the away clock; a hello is otherwise not activity.
 		u.lastActivity = now
 		u.away = false
 	}
-	w, ok := u.windows[windowID]
+	w := u.windows.get(windowID)
+	ok := w != nil
 	if ok {
 		u.takeOver(w, &eff)
 		*w = window{}
 	} else {
 		w = &window{}
-		u.windows[windowID] = w
+		u.windows.put(windowID, w)
 	}
 	w.conn, w.lastConn = conn, conn
 	tok := u.newToken()
@@ -325,7 +326,7 @@ func (u *User) Attach(now time.Time, windowID, resume string, conn ConnID) (Atta
 func (u *User) Reattach(now time.Time, resume string, conn ConnID) (AttachResult, Effects) {
 	var eff Effects
 	h := hashToken(resume)
-	for id, w := range u.windows {
+	for id, w := range u.windows.all() {
 		if subtle.ConstantTimeCompare(h[:], w.token[:]) == 1 && w.lastConn == conn {
 			w.conn, w.dropped, w.gen = conn, false, 0
 			eff.Persist = true
@@ -344,7 +345,7 @@ func (u *User) takeOver(w *window, eff *Effects) {
 
 // owned returns the window if conn holds it now; frames from a replaced socket are ignored.
 func (u *User) owned(windowID string, conn ConnID) *window {
-	w := u.windows[windowID]
+	w := u.windows.get(windowID)
 	if w == nil || w.dropped || w.conn != conn {
 		return nil
 	}
@@ -403,7 +404,7 @@ func (u *User) SetInvisible(now time.Time, windowID string, conn ConnID, on bool
 // Conns returns the connections that hold live windows.
 func (u *User) Conns() []ConnID {
 	var out []ConnID
-	for _, w := range u.windows {
+	for _, w := range u.windows.all() {
 		if !w.dropped {
 			out = append(out, w.conn)
 		}
@@ -413,7 +414,7 @@ func (u *User) Conns() []ConnID {
 
 // WindowOf returns the window conn holds, or "".
 func (u *User) WindowOf(conn ConnID) string {
-	for id, w := range u.windows {
+	for id, w := range u.windows.all() {
 		if !w.dropped && w.conn == conn {
 			return id
 		}
@@ -429,7 +430,7 @@ func (u *User) Detach(now time.Time, windowID string, conn ConnID, bye bool, las
 	var eff Effects
 	w := u.owned(windowID, conn)
 	if w == nil && bye {
-		if lw := u.windows[windowID]; lw != nil && lw.dropped && lw.lastConn == conn {
+		if lw := u.windows.get(windowID); lw != nil && lw.dropped && lw.lastConn == conn {
 			w = lw
 		}
 	}
@@ -438,7 +439,7 @@ func (u *User) Detach(now time.Time, windowID string, conn ConnID, bye bool, las
 	}
 	eff.Persist = true
 	if bye {
-		delete(u.windows, windowID)
+		u.windows.del(windowID)
 		u.leftAt(now, &eff)
 		u.changed(now, &eff)
 		return u.finish(now, eff)
@@ -452,7 +453,7 @@ func (u *User) Detach(now time.Time, windowID string, conn ConnID, bye bool, las
 
 // leftAt records last seen when the last window went away (frozen while invisible).
 func (u *User) leftAt(t time.Time, eff *Effects) {
-	if len(u.windows) == 0 && !u.invisible {
+	if u.windows.len() == 0 && !u.invisible {
 		u.lastSeen = t.UnixMilli()
 		eff.Persist = true
 	}
@@ -474,7 +475,7 @@ func (u *User) Fire(now time.Time, t Timer) Effects {
 			break
 		}
 		u.awayArmed = false
-		if len(u.windows) == 0 || u.away {
+		if u.windows.len() == 0 || u.away {
 			break
 		}
 		if deadline := u.lastActivity.Add(u.cfg.AwayAfter); now.Before(deadline) {
@@ -484,11 +485,11 @@ func (u *User) Fire(now time.Time, t Timer) Effects {
 		u.away = true
 		u.changed(now, &eff)
 	case TimerResume:
-		w := u.windows[t.Window]
+		w := u.windows.get(t.Window)
 		if w == nil || !w.dropped || w.gen != t.Gen {
 			break
 		}
-		delete(u.windows, t.Window)
+		u.windows.del(t.Window)
 		eff.Persist = true
 		u.leftAt(w.dropAt, &eff)
 		u.changed(now, &eff)
@@ -499,7 +500,7 @@ func (u *User) Fire(now time.Time, t Timer) Effects {
 // armAway makes sure one away timer is pending while the user has windows. The timer checks the
 // deadline when it fires, so activity never has to re-arm it.
 func (u *User) armAway(eff *Effects) {
-	if u.awayArmed || u.away || len(u.windows) == 0 {
+	if u.awayArmed || u.away || u.windows.len() == 0 {
 		return
 	}
 	u.awayArmed = true
@@ -612,7 +613,7 @@ func (u *User) SetPrivacy(now time.Time, windowID string, conn ConnID, c Privacy
 }
 
 // Idle reports that nothing is left to do: no windows and no change pending.
-func (u *User) Idle() bool { return len(u.windows) == 0 && !u.debounceOpen }
+func (u *User) Idle() bool { return u.windows.len() == 0 && !u.debounceOpen }
 
 func (u *User) finish(_ time.Time, eff Effects) Effects {
 	eff.Retire = u.Idle()
