@@ -65,8 +65,9 @@ func (f *fifo) pop() (any, bool) {
 	f.q[f.head] = nil
 	f.head++
 	if f.head == len(f.q) {
-		// Empty: keep a small array for the next burst, give a big one back.
-		if cap(f.q) > 16 {
+		// Empty: keep a tiny array for the next message (most actors get one at a time), give
+		// anything bigger back: an idle actor should hold no more than a few words.
+		if cap(f.q) > 4 {
 			f.q = nil
 		} else {
 			f.q = f.q[:0]
