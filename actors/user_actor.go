@@ -79,7 +79,7 @@ type timerKey struct {
 // funcs run on their own goroutines and only Send.
 type userActor struct {
 	d        *Deps
-	grain    bool // a cluster grain: its identity is the user; else the first message names it
+	grain    bool // a cluster grain: its identity is the user; else its name says it (spawnUser)
 	user     string
 	self     *actor.PID
 	rules    *User

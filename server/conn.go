@@ -512,7 +512,8 @@ func (c *conn) hello(h wire.Hello) {
 	c.limiter = newLimiter(&c.n.cfg)
 	done := c.actorDone
 	spec := actors.ConnSpec{User: id.ID, Login: id.Login, Following: withoutSelf(t.list, id.ID), GraphVersion: t.version, Hello: h, Socket: c.out}
-	spec.Hello.Token = "" // the actor never needs it: only the follow-list refreshes keep it
+	// The actor never needs the token: only the follow-list refreshes keep it.
+	spec.Hello.Token = ""
 	spec.HelloAt = time.Unix(0, c.lastHeard.Load()) // when the hello frame was read
 	spec.Stopped = done
 	pid := actors.SpawnConn(c.n.deps, spec)
