@@ -133,9 +133,11 @@ type reattachRetry struct{ gen uint64 }
 const reattachEvery = time.Second
 
 func (c *connActor) Receive(ctx actor.Context) {
-	if _, ok := ctx.Message().(*actor.Started); !ok && c.spec == nil {
-		if _, ok := ctx.Message().(*actor.Stopped); !ok {
-			return // stopped before it started: nothing to do
+	if c.spec == nil {
+		switch ctx.Message().(type) {
+		case *actor.Started, *actor.Stopped:
+		default:
+			return // its spec is gone (stopped before it started): nothing to do
 		}
 	}
 	switch m := ctx.Message().(type) {
@@ -151,22 +153,7 @@ func (c *connActor) Receive(ctx actor.Context) {
 			Login: c.spec.Login, GraphVersion: c.spec.GraphVersion,
 		}), c.self)
 	case *actor.Stopping:
-		// Stopped from outside (the server gave up waiting, or the node shuts down): the
-		// window waits for a resume, as after any drop. finish has done this already otherwise.
-		if c.attached && !c.detached && !c.kicked {
-			c.detached = true
-			heard := c.lastHeard
-			if heard.IsZero() {
-				heard = time.Now() // its SocketClosed, if sent, is still queued behind the stop
-			}
-			c.d.Placement.Send(c.spec.User, envelope(&actorpb.Detach{Window: c.window, Conn: connRef(c.self), LastHeardMs: heard.UnixMilli()}), nil)
-		}
-		if c.subscribed {
-			c.subscribed = false
-			ctx2, cancel := context.WithTimeout(context.Background(), c.d.ioTimeout())
-			c.d.Fanout.Unsubscribe(ctx2, c.view.Following(), c.self)
-			cancel()
-		}
+		c.release()
 	case *actor.Stopped:
 		if spec := c.d.connSpec(c.self.GetId()); spec != nil {
 			c.d.forgetConn(c.self.GetId())
@@ -308,15 +295,11 @@ func (c *connActor) onAttached(ctx actor.Context, r *actorpb.AttachReply) {
 	}
 }
 
-// watchUser watches the user actor that just answered, to learn when it stops: in a cluster,
-// where it can move or its node die. On a single node the two live and die together (a user
-// actor with a live window never retires), and a watch costs each side a watcher set.
+// watchUser watches the user actor that just answered, to learn when it stops (see watchPeer).
 func (c *connActor) watchUser(ctx actor.Context) {
 	if s := ctx.Sender(); s != nil {
 		c.userPID = s
-		if c.d.Member != "" {
-			ctx.Watch(s)
-		}
+		c.d.watchPeer(ctx, s)
 	}
 }
 
@@ -495,21 +478,31 @@ func (c *connActor) finish(ctx actor.Context) {
 	if !c.closed || (!c.attached && !c.failed) {
 		return // the socket is still open, or the user actor has not answered the hello yet
 	}
-	// A kicked socket was replaced or its user actor was fenced: the window is someone else's
-	// business now, and a Detach would only wake a stale activation.
+	ctx.Stop(c.self) // Stopping releases the window and the subscriptions
+}
+
+// release lets go of what the actor holds as it stops, however it was stopped (its socket
+// ended, the server gave up waiting for it, the node shuts down): the window is detached, so it
+// waits for a resume as after any drop, and the fanout forgets this follower. A kicked socket was
+// replaced or its user actor was fenced: the window is someone else's business now, and a
+// Detach would only wake a stale activation.
+func (c *connActor) release() {
 	if c.attached && !c.detached && !c.kicked {
 		c.detached = true
+		heard := c.lastHeard
+		if heard.IsZero() {
+			heard = time.Now() // stopped from outside: its SocketClosed, if sent, is queued behind the stop
+		}
 		c.d.Placement.Send(c.spec.User, envelope(&actorpb.Detach{
-			Window: c.window, Conn: connRef(c.self), LastHeardMs: c.lastHeard.UnixMilli(),
+			Window: c.window, Conn: connRef(c.self), LastHeardMs: heard.UnixMilli(),
 		}), nil)
 	}
 	if c.subscribed {
 		c.subscribed = false
-		ctx2, cancel := context.WithTimeout(context.Background(), c.d.ioTimeout())
-		c.d.Fanout.Unsubscribe(ctx2, c.view.Following(), c.self)
+		ctx, cancel := context.WithTimeout(context.Background(), c.d.ioTimeout())
+		c.d.Fanout.Unsubscribe(ctx, c.view.Following(), c.self)
 		cancel()
 	}
-	ctx.Stop(c.self)
 }
 
 // send encodes f and queues it for the client.

@@ -84,6 +84,18 @@ func (h *Hosted) Broadcast(root *actor.RootContext, msg any) {
 	}
 }
 
+// watchPeer is how a user actor and a connection actor of its window watch each other: in a
+// cluster only. There the other one can move or its node die, and a watch is how a connection
+// learns to reattach and a user actor that a connection's node died. On a single node the two
+// live and die together: a connection actor always detaches its window as it stops (see
+// connActor.release), a user actor with a live window never retires, and a watch would cost each
+// side a watcher set.
+func (d *Deps) watchPeer(ctx actor.Context, pid *actor.PID) {
+	if d.Member != "" {
+		ctx.Watch(pid)
+	}
+}
+
 // Close stops the node's lease rounds and the connection actors' workers, once the actors have
 // stopped.
 func (d *Deps) Close() {

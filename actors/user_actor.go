@@ -251,11 +251,8 @@ func (a *userActor) onEnvelope(ctx actor.Context, env *actorpb.Envelope) {
 			reply.ErrorCode, reply.ErrorMsg, reply.CloseCode = res.Err.Code, res.Err.Msg, uint32(res.Err.Close)
 		}
 		ctx.Respond(envelope(reply))
-		if res.Err == nil && a.d.Member != "" {
-			// Learn when the connection's node dies, not only when the connection says so. On
-			// a single node the connection always says so (Detach, even when stopped from
-			// outside), and a watch would cost both actors a watcher set.
-			ctx.Watch(connID(b.Attach.GetConn()).pid())
+		if res.Err == nil {
+			a.d.watchPeer(ctx, connID(b.Attach.GetConn()).pid())
 		}
 		a.apply(ctx, eff)
 	case *actorpb.Envelope_Status:
