@@ -243,3 +243,21 @@ func TestStoppedConnectionDetaches(t *testing.T) {
 		w.stop(t, bob)
 	})
 }
+
+// TestConnIDsNeverRepeat: a node that starts again (same address) names its connections anew,
+// so a window a user record kept from before cannot be taken for a live connection of today.
+func TestConnIDsNeverRepeat(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		before, after := newWorld(), newWorld()
+		a, _, _ := before.connect(t, "alice")
+		b, _, _ := after.connect(t, "alice")
+		if a.GetAddress() != b.GetAddress() {
+			t.Fatalf("addresses %q and %q: the test wants the same one", a.GetAddress(), b.GetAddress())
+		}
+		if a.GetId() == b.GetId() {
+			t.Errorf("both nodes named their first connection %q", a.GetId())
+		}
+		before.stop(t, a)
+		after.stop(t, b)
+	})
+}

@@ -66,9 +66,12 @@ const maxPending = 64
 
 // SpawnConn starts the connection actor of spec. Every connection actor shares one Props (a
 // Props, its closure and a middleware per socket would cost a good part of an idle connection):
-// the actor finds its spec by its name, conn/<n>, at start and again after a restart.
+// the actor finds its spec by its name, conn/<boot>/<n>, at start and again after a restart.
+// User records keep their windows' connection ids, so an id must never come back: a counter
+// alone would (a restarted node counts from 1 again, at the same address), hence boot, random
+// per node start.
 func SpawnConn(d *Deps, spec ConnSpec) *actor.PID {
-	name := "conn/" + strconv.FormatUint(d.spawned.Add(1), 36)
+	name := "conn/" + d.boot + "/" + strconv.FormatUint(d.spawned.Add(1), 36)
 	d.specsMu.Lock()
 	d.specs[name] = &spec
 	d.specsMu.Unlock()

@@ -46,7 +46,8 @@ type Deps struct {
 	// The Props every local user actor and every connection actor share (see spawnUser, SpawnConn).
 	userProps, connProps *actor.Props
 	connDispatcher       *Dispatcher
-	spawned              atomic.Uint64 // names actors: user/<id>/<n>, conn/<n>
+	spawned              atomic.Uint64 // names actors: user/<id>/<n>, conn/<boot>/<n>
+	boot                 string        // random per node start: connection ids never repeat (SpawnConn)
 	specsMu              sync.Mutex
 	specs                map[string]*ConnSpec // connection actor id → its spec, while it lives
 }
@@ -117,7 +118,7 @@ func NewDeps(system *actor.ActorSystem, store cluster.Store, newBus func(cluster
 	bus := newBus(fan.Deliver)
 	fan.SetBus(bus)
 	d := &Deps{System: system, Store: store, Follows: cluster.NewMemoryFollows(), Bus: bus, Fanout: fan, User: user, Log: log, NewToken: RandomToken,
-		specs: map[string]*ConnSpec{}}
+		specs: map[string]*ConnSpec{}, boot: RandomToken()[:8]}
 	d.Leases = NewLeases(store, system.Root, log, d.ioTimeout)
 	d.userProps = actor.PropsFromProducer(func() actor.Actor { return &userActor{d: d} }, WithMailbox())
 	d.connDispatcher = NewDispatcher(300, 8*runtime.GOMAXPROCS(0), 16384, time.Second)
