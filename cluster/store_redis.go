@@ -76,22 +76,28 @@ func presenceKey(user string) string { return "presenced:presence:" + user }
 func epochKey(user string) string    { return "presenced:epoch:" + user }
 func leaseKey(user string) string    { return "presenced:lease:" + user }
 
-// leaseCheck is the start of every fenced script (KEYS[1] lease, KEYS[2] epoch counter,
-// ARGV[1] the caller's epoch, ARGV[2] the lease TTL in ms): the caller must hold the lease, or
-// reclaim it when it lapsed and nobody acquired the user since. It renews the lease.
-const leaseCheck = `
-local cur = redis.call('GET', KEYS[1])
-if cur == false then
-  local last = redis.call('GET', KEYS[2])
-  if last == false then redis.call('SET', KEYS[2], ARGV[1])
-  elseif last ~= ARGV[1] then return 0 end
-elseif cur ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+// holdLease is the fencing rule, as a Lua function every fenced script starts with: the caller
+// of epoch e must hold the lease lk, or reclaim it when it lapsed and nobody acquired the user
+// since (the epoch counter ek still says e, or nothing). When it may, the lease is renewed for
+// ttl ms and the function returns true.
+const holdLease = `
+local function holdLease(lk, ek, e, ttl)
+  local cur = redis.call('GET', lk)
+  if cur == false then
+    local last = redis.call('GET', ek)
+    if last == false then redis.call('SET', ek, e)
+    elseif last ~= e then return false end
+  elseif cur ~= e then return false end
+  redis.call('SET', lk, e, 'PX', ttl)
+  return true
+end
 `
 
 // saveScript writes record (KEYS[3]) and presence (KEYS[4]), and publishes the presence on
-// ARGV[5] when ARGV[4] is "1", only while the caller holds the lease. Returns 1, or 0 when fenced.
-var saveScript = redis.NewScript(leaseCheck + `
+// ARGV[6] when ARGV[5] is "1", only while the caller of epoch ARGV[1] holds the lease (KEYS[1]
+// lease, KEYS[2] epoch counter, ARGV[2] the lease TTL in ms). Returns 1, or 0 when fenced.
+var saveScript = redis.NewScript(holdLease + `
+if not holdLease(KEYS[1], KEYS[2], ARGV[1], ARGV[2]) then return 0 end
 redis.call('SET', KEYS[3], ARGV[3])
 redis.call('SET', KEYS[4], ARGV[4])
 if ARGV[5] == '1' then redis.call('PUBLISH', ARGV[6], ARGV[4]) end
@@ -137,20 +143,11 @@ func (s *RedisStore) save(ctx context.Context, user string, epoch uint64, record
 
 // renewManyScript renews many users' leases: KEYS are lease and epoch keys in pairs, ARGV[1]
 // the lease TTL in ms and ARGV[i+1] the epoch of pair i. Returns 1 (renewed) or 0 (fenced) per
-// pair, with the same check as leaseCheck.
-var renewManyScript = redis.NewScript(`
+// pair.
+var renewManyScript = redis.NewScript(holdLease + `
 local out = {}
 for i = 1, #KEYS / 2 do
-  local lk, ek, e = KEYS[2*i-1], KEYS[2*i], ARGV[i+1]
-  local ok = 1
-  local cur = redis.call('GET', lk)
-  if cur == false then
-    local last = redis.call('GET', ek)
-    if last == false then redis.call('SET', ek, e)
-    elseif last ~= e then ok = 0 end
-  elseif cur ~= e then ok = 0 end
-  if ok == 1 then redis.call('SET', lk, e, 'PX', ARGV[1]) end
-  out[i] = ok
+  out[i] = holdLease(KEYS[2*i-1], KEYS[2*i], ARGV[i+1], ARGV[1]) and 1 or 0
 end
 return out`)
 
