@@ -116,5 +116,5 @@ func (d *Dispatcher) drain() {
 	}
 }
 
-// Workers reports how many workers are alive (for tests).
-func (d *Dispatcher) Workers() int { return int(d.workers.Load()) }
+// alive reports how many workers are alive (for tests).
+func (d *Dispatcher) alive() int { return int(d.workers.Load()) }

@@ -19,7 +19,7 @@ func TestDispatcherRunsEverything(t *testing.T) {
 		wg.Add(n)
 		for range n {
 			d.Schedule(func() { ran.Add(1); wg.Done() })
-			if w := d.Workers(); w > 3 {
+			if w := d.alive(); w > 3 {
 				t.Fatalf("%d workers, max 3", w)
 			}
 		}
@@ -29,7 +29,7 @@ func TestDispatcherRunsEverything(t *testing.T) {
 		}
 		time.Sleep(time.Second)
 		synctest.Wait()
-		if w := d.Workers(); w != 0 {
+		if w := d.alive(); w != 0 {
 			t.Fatalf("%d workers still alive after a second idle", w)
 		}
 		// A run after the workers left starts one again.
@@ -38,7 +38,7 @@ func TestDispatcherRunsEverything(t *testing.T) {
 		<-done
 		d.Close()
 		synctest.Wait()
-		if w := d.Workers(); w != 0 {
+		if w := d.alive(); w != 0 {
 			t.Fatalf("%d workers alive after Close", w)
 		}
 		ranAfter := make(chan struct{})

@@ -75,8 +75,8 @@ func (l *Leases) Release(user string, epoch uint64) {
 	}
 }
 
-// Held reports how many leases this node renews.
-func (l *Leases) Held() int {
+// holding reports how many leases this node renews (for tests).
+func (l *Leases) holding() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.held)
