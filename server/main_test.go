@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"fmt"
 	"os"
 	"testing"
 
@@ -11,14 +10,11 @@ import (
 	"github.com/presenced/presenced/testkit/leak"
 )
 
+// Every goroutine a test starts must have ended when the tests do. The presenced binary the
+// process tests build is removed afterwards.
 func TestMain(m *testing.M) {
-	code := m.Run()
-	testkit.RemoveBuild()
-	if code == 0 {
-		if err := goleak.Find(leak.Options()...); err != nil {
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	goleak.VerifyTestMain(m, append(leak.Options(), goleak.Cleanup(func(code int) {
+		testkit.RemoveBuild()
+		os.Exit(code)
+	}))...)
 }

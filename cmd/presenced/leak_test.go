@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"testing"
 
@@ -14,13 +13,8 @@ import (
 // Every goroutine a test starts (the node's, the internal server's, a process's log reader)
 // must have ended when the tests do. The binary TestProcess builds is removed afterwards.
 func TestMain(m *testing.M) {
-	code := m.Run()
-	testkit.RemoveBuild()
-	if code == 0 {
-		if err := goleak.Find(leak.Options()...); err != nil {
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	goleak.VerifyTestMain(m, append(leak.Options(), goleak.Cleanup(func(code int) {
+		testkit.RemoveBuild()
+		os.Exit(code)
+	}))...)
 }
