@@ -11,9 +11,10 @@ import (
 // connection actor and its user's actor), and most of them receive nothing for minutes.
 //
 // Proto.Actor's default mailbox keeps a ring of 10 slots and a lock-free MPSC queue whose every
-// push allocates a node; that is ~250 bytes per idle actor and one allocation per message. This
-// one is a mutex and two slice queues that hold no storage while empty, so an idle actor's
-// mailbox costs its struct alone, and a busy one allocates only when its queue grows.
+// push allocates a node: about 250 bytes per idle actor (heap profile at 18,000 idle
+// connections) and one allocation per message. This one is a mutex and two slice queues that
+// keep at most 4 slots once empty, so an idle actor's mailbox costs little more than its struct,
+// and a busy one allocates only when its queue grows.
 //
 // The semantics are the default's: system messages before user messages, SuspendMailbox and
 // ResumeMailbox handled here, at most the dispatcher's throughput of messages per run before the
