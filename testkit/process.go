@@ -14,7 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/presenced/presenced/client"
+	"github.com/presenced/presenced/testkit/leak"
 )
 
 var (
@@ -25,11 +28,21 @@ var (
 	buildOut  []byte
 )
 
-// RemoveBuild deletes the binary BuildPresenced made; call it from TestMain after m.Run.
-func RemoveBuild() {
+// removeBuild deletes the binary BuildPresenced made.
+func removeBuild() {
 	if buildDir != "" {
 		_ = os.RemoveAll(buildDir)
 	}
+}
+
+// VerifyTestMain is the TestMain of a package whose tests run nodes or processes: it runs the
+// tests, fails them if any goroutine outlives them (goleak, with leak.Options), and removes the
+// binary BuildPresenced made.
+func VerifyTestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, append(leak.Options(), goleak.Cleanup(func(code int) {
+		removeBuild()
+		os.Exit(code)
+	}))...)
 }
 
 // BuildPresenced builds cmd/presenced once per test binary and returns the binary's path.
