@@ -56,8 +56,8 @@ type ConnSpec struct {
 	// actor started (which leaves out authentication and the follow list).
 	HelloAt time.Time
 	Socket  Socket
-	// Stopped, when not nil, is closed once the actor has stopped (the server joins it).
-	Stopped chan struct{}
+	// Stopped, when not nil, is called once the actor has stopped (the server joins it).
+	Stopped func()
 }
 
 // maxPending bounds the frames a client may send between hello and welcome; the rate limit
@@ -161,7 +161,7 @@ func (c *connActor) Receive(ctx actor.Context) {
 		if spec := c.d.connSpec(c.self.GetId()); spec != nil {
 			c.d.forgetConn(c.self.GetId())
 			if spec.Stopped != nil {
-				close(spec.Stopped)
+				spec.Stopped()
 			}
 		}
 	case Inbound:

@@ -41,7 +41,7 @@ type conn struct {
 
 	pid       *actor.PID // the connection actor, after a good hello
 	user      string     // the verified user id, after a good hello
-	actorDone chan struct{}
+	actorDone signal     // fired once the connection actor has stopped
 	limiter   *limiter
 	msg       []byte // a fragmented text message being assembled
 
@@ -60,7 +60,7 @@ type conn struct {
 }
 
 func newConn(n *Node, nc net.Conn) *conn {
-	c := &conn{n: n, nc: nc, out: newOutbox(nc, &n.cfg), actorDone: make(chan struct{})}
+	c := &conn{n: n, nc: nc, out: newOutbox(nc, &n.cfg)}
 	c.out.metrics = n.cfg.Metrics
 	return c
 }
@@ -308,7 +308,7 @@ func (c *conn) finish() {
 	if c.pid != nil {
 		c.n.system.Root.Send(c.pid, actors.SocketClosed{LastHeard: time.Unix(0, c.lastHeard.Load())})
 		select {
-		case <-c.actorDone:
+		case <-c.actorDone.wait():
 		case <-time.After(c.n.cfg.AuthTimeout):
 			c.logger().Warn("connection actor did not stop in time; stopping it")
 			_ = c.n.system.Root.StopFuture(c.pid).Wait()
@@ -318,7 +318,7 @@ func (c *conn) finish() {
 	if c.out.Closing() {
 		// Let the writer send the error and close frames it was asked for.
 		select {
-		case <-c.out.done:
+		case <-c.out.done.wait():
 		case <-time.After(c.n.cfg.WriteTimeout):
 		}
 	}
@@ -510,12 +510,11 @@ func (c *conn) hello(h wire.Hello) {
 		return
 	}
 	c.limiter = newLimiter(&c.n.cfg)
-	done := c.actorDone
 	spec := actors.ConnSpec{User: id.ID, Login: id.Login, Following: withoutSelf(t.list, id.ID), GraphVersion: t.version, Hello: h, Socket: c.out}
 	// The actor never needs the token: only the follow-list refreshes keep it.
 	spec.Hello.Token = ""
 	spec.HelloAt = time.Unix(0, c.lastHeard.Load()) // when the hello frame was read
-	spec.Stopped = done
+	spec.Stopped = c.actorDone.fire
 	pid := actors.SpawnConn(c.n.deps, spec)
 	c.mu.Lock()
 	c.pid, c.user = pid, id.ID

@@ -49,15 +49,15 @@ type outbox struct {
 	pong     []byte // payload of a client ping to answer, nil when none
 	ping     bool   // a server ping is due
 	closing  *closeReq
-	writing  bool          // a writer runs: a goroutine, or the flusher on this outbox
-	listed   bool          // on the flusher's dirty list
-	carry    []byte        // encoded bytes a non-blocking write left over: written first
-	full     int           // flusher writes that found the socket full (for tests)
-	waiting  bool          // timer is armed to start the writer
-	timer    *time.Timer   // made on the first delayed write, then reused
-	finished bool          // the close frame was written, or a write failed: nothing more goes out
-	stopped  bool          // Stop was called
-	done     chan struct{} // closed when finished
+	writing  bool        // a writer runs: a goroutine, or the flusher on this outbox
+	listed   bool        // on the flusher's dirty list
+	carry    []byte      // encoded bytes a non-blocking write left over: written first
+	full     int         // flusher writes that found the socket full (for tests)
+	waiting  bool        // timer is armed to start the writer
+	timer    *time.Timer // made on the first delayed write, then reused
+	finished bool        // the close frame was written, or a write failed: nothing more goes out
+	stopped  bool        // Stop was called
+	done     signal      // fired when finished
 	wg       sync.WaitGroup
 }
 
@@ -68,7 +68,7 @@ type closeReq struct {
 
 func newOutbox(nc net.Conn, cfg *Config) *outbox {
 	return &outbox{nc: nc, maxBytes: cfg.MaxQueueBytes, wtimeout: cfg.WriteTimeout, delay: max(cfg.WriteDelay, 0),
-		done: make(chan struct{}), afterClose: func() {}, afterError: func() {}}
+		afterClose: func() {}, afterError: func() {}}
 }
 
 // soonLocked starts the writer after the write delay, so that frames queued meanwhile (other
@@ -146,7 +146,7 @@ func (o *outbox) flushFast(buf []byte) []byte {
 	o.writing = false
 	if err != nil {
 		o.finished = true
-		close(o.done)
+		o.done.fire()
 		o.mu.Unlock()
 		o.wg.Done()
 		o.afterError()
@@ -300,7 +300,7 @@ func (o *outbox) run() {
 		if err != nil || cl != nil {
 			o.mu.Lock()
 			o.finished, o.writing = true, false
-			close(o.done)
+			o.done.fire()
 			o.mu.Unlock()
 			if err != nil {
 				o.afterError()
