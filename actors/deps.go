@@ -40,6 +40,9 @@ type Deps struct {
 	Hosted Hosted
 	// Leases renews the leases of this node's user actors in rounds.
 	Leases *Leases
+	// Deadlines runs the node's timers: user actors' (away, debounce, a waiting window's), and
+	// the server's socket clocks and follow-list refreshes.
+	Deadlines *Deadlines
 	// Metrics counts hellos, frames, publishes, activations and lease losses; nil counts nothing.
 	Metrics *metrics.Metrics
 
@@ -120,6 +123,7 @@ func NewDeps(system *actor.ActorSystem, store cluster.Store, newBus func(cluster
 	d := &Deps{System: system, Store: store, Follows: cluster.NewMemoryFollows(), Bus: bus, Fanout: fan, User: user, Log: log, NewToken: RandomToken,
 		specs: map[string]*ConnSpec{}, boot: RandomToken()[:8]}
 	d.Leases = NewLeases(store, system.Root, log, d.ioTimeout)
+	d.Deadlines = NewDeadlines(4 * runtime.GOMAXPROCS(0))
 	d.userProps = actor.PropsFromProducer(func() actor.Actor { return &userActor{d: d} }, WithMailbox())
 	d.connDispatcher = NewDispatcher(300, 8*runtime.GOMAXPROCS(0), 16384, time.Second)
 	d.connProps = actor.PropsFromProducer(func() actor.Actor { return &connActor{d: d} }, WithMailbox(), actor.WithDispatcher(d.connDispatcher))

@@ -51,7 +51,7 @@ func userFromName(id string) string {
 	return id
 }
 
-// timerFired is a self-message from a time.AfterFunc; it never leaves the node.
+// timerFired is a self-message from a due Deadline; it never leaves the node.
 type timerFired struct{ t Timer }
 
 // connGone is a self-message: a watched connection actor terminated.
@@ -67,8 +67,19 @@ type Republish struct{}
 type armed struct {
 	key   timerKey
 	gen   uint64
-	timer *time.Timer
+	timer *userTimer
 }
+
+// userTimer is one armed timer of a user actor, on the node's Deadlines. It is not reused: a
+// re-armed key gets a new one, so fire reads only what was set before it was scheduled.
+type userTimer struct {
+	Deadline
+	root *actor.RootContext
+	self *actor.PID
+	t    Timer
+}
+
+func (ut *userTimer) fire() { ut.root.Send(ut.self, timerFired{ut.t}) }
 
 type timerKey struct {
 	kind   TimerKind
@@ -398,12 +409,15 @@ func (a *userActor) fenced() {
 	a.d.System.Root.Poison(a.self)
 }
 
-// arm starts t as a time.AfterFunc that sends a generation-stamped message to the actor; the
-// rules ignore stale generations, so replacing a timer only saves work.
+// arm schedules t on the node's Deadlines (one time.AfterFunc per shard, not per timer): when
+// due it sends a generation-stamped message to the actor; the rules ignore stale generations,
+// so replacing a timer only saves work.
 func (a *userActor) arm(t Timer) {
 	key := timerKey{t.Kind, t.Window}
-	root, self := a.d.System.Root, a.self
-	next := armed{key: key, gen: t.Gen, timer: time.AfterFunc(time.Until(t.At), func() { root.Send(self, timerFired{t}) })}
+	ut := &userTimer{root: a.d.System.Root, self: a.self, t: t}
+	a.d.Deadlines.Init(&ut.Deadline, ut.fire)
+	ut.Reset(t.At)
+	next := armed{key: key, gen: t.Gen, timer: ut}
 	if i := a.timerIndex(key); i >= 0 {
 		a.timers[i].timer.Stop()
 		a.timers[i] = next

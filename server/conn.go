@@ -52,8 +52,8 @@ type conn struct {
 
 	rmu sync.Mutex // held while reading: successive read goroutines of a polled socket
 
-	mu        sync.Mutex // guards the fields below (and pid for the clock)
-	clock     *time.Timer
+	mu        sync.Mutex      // guards the fields below (and pid for the clock)
+	clock     actors.Deadline // on the node's Deadlines: no timer of its own
 	nextPing  time.Time
 	closedAt  time.Time // when our close frame went out (polled: the grace starts)
 	finishing bool
@@ -106,7 +106,8 @@ func (c *conn) serve() {
 	c.out.afterClose = c.closeSent
 	c.mu.Lock()
 	c.nextPing = c.start.Add(c.n.cfg.PingInterval)
-	c.clock = time.AfterFunc(c.n.cfg.PingInterval, c.tick)
+	c.n.deps.Deadlines.Init(&c.clock, c.tick)
+	c.clock.Reset(c.nextPing)
 	c.mu.Unlock()
 	if p := c.n.pollerFor(c.nc); p != nil {
 		if sc, ok := c.nc.(syscall.Conn); ok {
@@ -121,7 +122,7 @@ func (c *conn) serve() {
 		desc, err := p.Add(c.nc, c.onEvent)
 		if err == nil {
 			c.desc = desc
-			c.armLocked(time.Now())
+			c.armLocked()
 			c.mu.Unlock()
 			return // the poller has it now
 		}
@@ -205,7 +206,7 @@ func (c *conn) tick() {
 		}
 	}
 	if !end {
-		c.armLocked(now)
+		c.armLocked()
 	}
 	c.mu.Unlock()
 	switch {
@@ -242,12 +243,12 @@ func (c *conn) dueLocked() (time.Time, clockEvent) {
 }
 
 // armLocked sets the clock to the next thing it must check.
-func (c *conn) armLocked(now time.Time) {
+func (c *conn) armLocked() {
 	next := c.nextPing
 	if at, ev := c.dueLocked(); ev != nothingDue {
 		next = minTime(next, at)
 	}
-	c.clock.Reset(max(next.Sub(now), 0))
+	c.clock.Reset(next) // a time already passed fires at once
 }
 
 // closeSent runs on the writer after our close frame: the client has CloseGrace to answer.
@@ -260,7 +261,7 @@ func (c *conn) closeSent() {
 		return
 	}
 	if !c.finishing {
-		c.armLocked(c.closedAt)
+		c.armLocked()
 	}
 }
 

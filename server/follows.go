@@ -32,6 +32,7 @@ type follows struct {
 	store   cluster.Follows
 	revoker auth.Revoker // nil when the authenticator cannot learn of revoked tokens
 	root    *actor.RootContext
+	timers  *actors.Deadlines        // the node's: each user's refresh is a Deadline on them
 	place   func() cluster.Placement // the node's placement (set after the follows)
 	log     *zap.Logger
 	every   time.Duration // refresh interval while connected
@@ -48,13 +49,14 @@ type follows struct {
 // localUser is a user with sockets on this node.
 type localUser struct {
 	who     auth.Identity
-	token   string       // the latest hello's token: refreshes read the list with it (memory only, never logged)
-	conns   []*actor.PID // its connection actors on this node: one or a few, so a slice, not a map's buckets
-	version uint64       // the list version the local connections have
-	timer   *time.Timer
-	running bool // a refresh is in flight: refreshes of one user are serial
-	again   bool // another refresh was asked for while one ran
-	force   bool // the next refresh asks the source even if another node checked lately (a hello)
+	token   string          // the latest hello's token: refreshes read the list with it (memory only, never logged)
+	conns   []*actor.PID    // its connection actors on this node: one or a few, so a slice, not a map's buckets
+	version uint64          // the list version the local connections have
+	timer   actors.Deadline // the next refresh, when armed
+	armed   bool            // timer is set (guarded by follows.mu, as the rest)
+	running bool            // a refresh is in flight: refreshes of one user are serial
+	again   bool            // another refresh was asked for while one ran
+	force   bool            // the next refresh asks the source even if another node checked lately (a hello)
 }
 
 // followRecord is what the store keeps per user (JSON: it is read by every node version).
@@ -73,8 +75,8 @@ type ticket struct {
 	retryAt    time.Time
 }
 
-func newFollows(cfg *Config, store cluster.Follows, root *actor.RootContext, log *zap.Logger) *follows {
-	f := &follows{graph: cfg.Graph, store: store, root: root, log: log.Named("follows"), every: cfg.RefreshInterval,
+func newFollows(cfg *Config, store cluster.Follows, root *actor.RootContext, timers *actors.Deadlines, log *zap.Logger) *follows {
+	f := &follows{graph: cfg.Graph, store: store, root: root, timers: timers, log: log.Named("follows"), every: cfg.RefreshInterval,
 		fresh: cfg.RevalidateAfter, retry: min(time.Minute, cfg.RefreshInterval), timeout: cfg.AuthTimeout, users: map[string]*localUser{}}
 	if r, ok := cfg.Auth.(auth.Revoker); ok {
 		f.revoker = r
@@ -186,6 +188,8 @@ func (f *follows) register(who auth.Identity, token string, pid *actor.PID, t ti
 	u := f.users[who.ID]
 	if u == nil {
 		u = &localUser{version: t.version}
+		user := who.ID
+		f.timers.Init(&u.timer, func() { f.due(user, u) })
 		f.users[who.ID] = u
 	}
 	u.who, u.token = who, token
@@ -198,7 +202,7 @@ func (f *follows) register(who auth.Identity, token string, pid *actor.PID, t ti
 		f.startLocked(who.ID, u)
 	case !t.retryAt.IsZero():
 		f.armLocked(who.ID, u, time.Until(t.retryAt))
-	case u.timer == nil && !u.running:
+	case !u.armed && !u.running:
 		f.armLocked(who.ID, u, f.every)
 	}
 }
@@ -213,25 +217,32 @@ func (f *follows) unregister(user string, pid *actor.PID) {
 	}
 	u.conns = slices.DeleteFunc(u.conns, func(p *actor.PID) bool { return p.Equal(pid) })
 	if len(u.conns) == 0 {
-		if u.timer != nil {
-			u.timer.Stop()
-		}
+		u.disarm()
 		delete(f.users, user)
 	}
 }
 
+// armLocked schedules user's next refresh d from now.
 func (f *follows) armLocked(user string, u *localUser, d time.Duration) {
-	if u.timer != nil {
-		u.timer.Stop()
+	u.armed = true
+	u.timer.Reset(time.Now().Add(d))
+}
+
+// due runs when user's refresh timer fires. A fire that lost to a Stop finds armed false (or
+// the user gone) and does nothing.
+func (f *follows) due(user string, u *localUser) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if cur := f.users[user]; cur == u && !f.closed && u.armed {
+		u.armed = false
+		f.startLocked(user, u)
 	}
-	u.timer = time.AfterFunc(d, func() {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		if cur := f.users[user]; cur == u && !f.closed {
-			u.timer = nil
-			f.startLocked(user, u)
-		}
-	})
+}
+
+// disarm cancels the next refresh. The caller holds follows.mu.
+func (u *localUser) disarm() {
+	u.armed = false
+	u.timer.Stop()
 }
 
 // startLocked runs one refresh of user in the background, or asks the running one to go again.
@@ -244,10 +255,7 @@ func (f *follows) startLocked(user string, u *localUser) {
 		return // the token was revoked: wait for a hello with a new one
 	}
 	u.running = true
-	if u.timer != nil {
-		u.timer.Stop()
-		u.timer = nil
-	}
+	u.disarm()
 	f.wg.Add(1)
 	go f.refresh(user, u, u.who, u.token, u.force)
 	u.force = false
@@ -312,9 +320,7 @@ func (f *follows) close() {
 	f.mu.Lock()
 	f.closed = true
 	for _, u := range f.users {
-		if u.timer != nil {
-			u.timer.Stop()
-		}
+		u.disarm()
 	}
 	f.mu.Unlock()
 	f.wg.Wait()

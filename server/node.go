@@ -111,7 +111,7 @@ func New(cfg Config) (*Node, error) {
 
 func (n *Node) withFollows(store cluster.Follows) {
 	n.deps.Follows = store
-	n.follows = newFollows(&n.cfg, store, n.system.Root, n.log)
+	n.follows = newFollows(&n.cfg, store, n.system.Root, n.deps.Deadlines, n.log)
 	n.follows.place = func() cluster.Placement { return n.deps.Placement }
 }
 
