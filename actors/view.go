@@ -41,7 +41,10 @@ func (v *View) setFollowing(following []auth.Followee) {
 	for i, f := range following {
 		v.ids[i] = f.ID
 	}
-	v.seen = make(map[string]viewEntry, len(following))
+	v.seen = nil // reads of a nil map find nothing; someone who follows nobody holds no map
+	if len(following) > 0 {
+		v.seen = make(map[string]viewEntry, len(following))
+	}
 }
 
 // Following returns the ids of the users this view covers.
