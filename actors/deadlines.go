@@ -69,20 +69,12 @@ func (d *Deadline) Stop() bool {
 	return true
 }
 
-// Scheduled reports whether d is waiting to fire.
-func (d *Deadline) Scheduled() bool {
-	s := d.shard
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return d.idx >= 0
-}
-
 type deadlineShard struct {
 	mu      sync.Mutex
-	h       deadlineHeap
-	timer   *time.Timer // made on the first Reset
-	armedAt int64       // when timer fires; 0: not armed
-	due     []*Deadline // reused by fire
+	h       deadlineHeap // keeps its capacity: 8 bytes per deadline at the busiest
+	timer   *time.Timer  // made on the first Reset
+	armedAt int64        // when timer fires; 0: not armed
+	due     []*Deadline  // reused by fire
 }
 
 // armLocked makes the timer fire at the earliest deadline, unless it already fires by then.

@@ -61,7 +61,7 @@ func TestDeadlinesFireInOrderAtTheirTime(t *testing.T) {
 		if want := []time.Duration{time.Second, 3 * time.Second, 4 * time.Second}; !slices.Equal(at, want) {
 			t.Fatalf("fired at %v, want %v", at, want)
 		}
-		if a.Scheduled() || b.Scheduled() || c.Scheduled() || d.Scheduled() {
+		if a.Stop() || b.Stop() || c.Stop() || d.Stop() {
 			t.Fatal("a deadline is still scheduled after firing or Stop")
 		}
 	})
@@ -124,13 +124,13 @@ func TestDeadlinesManyShards(t *testing.T) {
 		ds := NewDeadlines(4)
 		start := time.Now()
 		const n = 1000
-		ds2 := make([]Deadline, n)
+		dls := make([]Deadline, n)
 		var mu sync.Mutex
 		late := 0
 		count := make([]int, n)
-		for i := range ds2 {
+		for i := range dls {
 			due := start.Add(time.Duration(i%97+1) * time.Millisecond)
-			ds.Init(&ds2[i], func() {
+			ds.Init(&dls[i], func() {
 				mu.Lock()
 				defer mu.Unlock()
 				count[i]++
@@ -138,7 +138,7 @@ func TestDeadlinesManyShards(t *testing.T) {
 					late++
 				}
 			})
-			ds2[i].Reset(due)
+			dls[i].Reset(due)
 		}
 		time.Sleep(time.Second)
 		synctest.Wait()
