@@ -64,14 +64,9 @@ type retryIO struct{ gen uint64 }
 // the store or the bus lost data). It never leaves the node.
 type Republish struct{}
 
-type armed struct {
-	key   timerKey
-	gen   uint64
-	timer *userTimer
-}
-
-// userTimer is one armed timer of a user actor, on the node's Deadlines. It is not reused: a
-// re-armed key gets a new one, so fire reads only what was set before it was scheduled.
+// userTimer is one armed timer of a user actor, on the node's Deadlines; a user actor has at
+// most one per kind and window. It is not reused: re-arming makes a new one, so fire reads only
+// what was set before it was scheduled.
 type userTimer struct {
 	Deadline
 	root *actor.RootContext
@@ -81,11 +76,6 @@ type userTimer struct {
 
 func (ut *userTimer) fire() { ut.root.Send(ut.self, timerFired{ut.t}) }
 
-type timerKey struct {
-	kind   TimerKind
-	window string
-}
-
 // userActor wraps User. All fields are owned by the actor's Receive, except that timers'
 // funcs run on their own goroutines and only Send.
 type userActor struct {
@@ -94,7 +84,7 @@ type userActor struct {
 	user     string
 	self     *actor.PID
 	rules    *User
-	timers   []armed // a few at most (away, debounce, one per waiting window): a slice beats a map's buckets
+	timers   []*userTimer // a few at most (away, debounce, one per waiting window): a slice beats a map's buckets
 	retiring bool
 
 	// Failed I/O is retried with backoff; the actor does not retire while some is pending.
@@ -131,7 +121,7 @@ func (a *userActor) Receive(ctx actor.Context) {
 	case *actor.Stopping:
 		a.track(false)
 		for _, t := range a.timers {
-			t.timer.Stop()
+			t.Stop()
 		}
 		if a.ioRetryTimer != nil {
 			a.ioRetryTimer.Stop()
@@ -172,7 +162,7 @@ func (a *userActor) Receive(ctx actor.Context) {
 		}
 		a.onEnvelope(ctx, m)
 	case timerFired:
-		if i := a.timerIndex(timerKey{m.t.Kind, m.t.Window}); i >= 0 && a.timers[i].gen == m.t.Gen {
+		if i := a.timerIndex(m.t.Kind, m.t.Window); i >= 0 && a.timers[i].t.Gen == m.t.Gen {
 			a.timers = slices.Delete(a.timers, i, i+1)
 		}
 		if !a.retiring && !a.isFenced {
@@ -413,23 +403,21 @@ func (a *userActor) fenced() {
 // due it sends a generation-stamped message to the actor; the rules ignore stale generations,
 // so replacing a timer only saves work.
 func (a *userActor) arm(t Timer) {
-	key := timerKey{t.Kind, t.Window}
 	ut := &userTimer{root: a.d.System.Root, self: a.self, t: t}
 	a.d.Deadlines.Init(&ut.Deadline, ut.fire)
 	ut.Reset(t.At)
-	next := armed{key: key, gen: t.Gen, timer: ut}
-	if i := a.timerIndex(key); i >= 0 {
-		a.timers[i].timer.Stop()
-		a.timers[i] = next
+	if i := a.timerIndex(t.Kind, t.Window); i >= 0 {
+		a.timers[i].Stop()
+		a.timers[i] = ut
 		return
 	}
-	a.timers = append(a.timers, next)
+	a.timers = append(a.timers, ut)
 }
 
-// timerIndex finds the armed timer of key, or -1.
-func (a *userActor) timerIndex(key timerKey) int {
-	for i := range a.timers {
-		if a.timers[i].key == key {
+// timerIndex finds the armed timer of kind for window (empty for the user's own), or -1.
+func (a *userActor) timerIndex(kind TimerKind, window string) int {
+	for i, ut := range a.timers {
+		if ut.t.Kind == kind && ut.t.Window == window {
 			return i
 		}
 	}
