@@ -74,7 +74,6 @@ type deadlineShard struct {
 	h       deadlineHeap // keeps its capacity: 8 bytes per deadline at the busiest
 	timer   *time.Timer  // made on the first Reset
 	armedAt int64        // when timer fires; 0: not armed
-	due     []*Deadline  // reused by fire
 }
 
 // armLocked makes the timer fire at the earliest deadline, unless it already fires by then.
@@ -101,22 +100,15 @@ func (s *deadlineShard) fire() {
 	s.mu.Lock()
 	now := time.Now().UnixNano()
 	s.armedAt = 0
-	due := s.due[:0]
+	var due []*Deadline
 	for len(s.h) > 0 && s.h[0].at <= now {
 		due = append(due, heap.Pop(&s.h).(*Deadline))
 	}
-	s.due = nil // another fire may run while these callbacks do
 	s.armLocked()
 	s.mu.Unlock()
 	for _, d := range due {
 		d.fn()
 	}
-	clear(due)
-	s.mu.Lock()
-	if s.due == nil {
-		s.due = due[:0]
-	}
-	s.mu.Unlock()
 }
 
 // deadlineHeap is container/heap's min-heap by due time; each Deadline knows its index.
