@@ -46,9 +46,6 @@ type fifo struct {
 func (f *fifo) len() int { return len(f.q) - f.head }
 
 func (f *fifo) push(m any) {
-	if f.head > 0 && f.head == len(f.q) {
-		f.q, f.head = f.q[:0], 0
-	}
 	if f.head >= 64 && f.head*2 >= len(f.q) {
 		// A queue that never empties would grow forever at its tail: move what is left down.
 		n := copy(f.q, f.q[f.head:])
