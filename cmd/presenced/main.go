@@ -105,6 +105,11 @@ func start(o options, log *zap.Logger) (*app, error) {
 		log.Info("open-files limit", zap.Uint64("files", files),
 			zap.Uint64("max_connections", files-min(files, reservedFiles)))
 	}
+	if percent, from := applyGC(o); percent > 0 {
+		log.Info("garbage collector", zap.Int("gc_percent", percent), zap.String("from", from))
+	} else {
+		log.Info("garbage collector as GOGC sets it", zap.String("GOGC", os.Getenv("GOGC")))
+	}
 	pub, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w (choose another with --listen)", o.listen, err)

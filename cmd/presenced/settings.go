@@ -29,6 +29,7 @@ type options struct {
 	awayAfter       time.Duration
 	resumeWindow    time.Duration
 	writeDelay      time.Duration
+	gcPercent       int
 	logFormat       string
 	redisURL        string
 	clusterHost     string
@@ -60,6 +61,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.DurationVar(&o.awayAfter, "away-after", d.AwayAfter, "no status frame for this long shows a user as Away")
 	fs.DurationVar(&o.resumeWindow, "resume-window", d.ResumeWindow, "a dropped window may resume this long before followers see it go")
 	fs.DurationVar(&o.writeDelay, "write-delay", server.DefaultWriteDelay, "a frame for an idle socket waits this long for more, so they share one write; 0: write at once")
+	fs.IntVar(&o.gcPercent, "gc-percent", defaultGCPercent, "the garbage collector's target (GOGC): the heap may grow this many percent over the live heap before a collection; a GOGC variable wins unless this is set")
 	fs.StringVar(&o.logFormat, "log-format", "console", "log format: console or json")
 	fs.StringVar(&o.clusterHost, "cluster-host", "127.0.0.1", "cluster: the `address` other members reach this node at (remoting binds it)")
 	fs.IntVar(&o.clusterPort, "cluster-port", 0, "cluster: actor remoting `port`; 0 runs a single node (needs --redis when set)")
@@ -139,6 +141,9 @@ func validate(o options) error {
 	if o.drainRate <= 0 {
 		return errors.New("--drain-rate must be positive (sockets per second)")
 	}
+	if o.gcPercent <= 0 {
+		return fmt.Errorf("--gc-percent must be positive, not %d (100 is Go's default)", o.gcPercent)
+	}
 	if o.writeDelay < 0 {
 		return errors.New("--write-delay must not be negative (0 writes at once)")
 	}
@@ -186,7 +191,7 @@ var groups = []struct {
 	title string
 	names []string
 }{
-	{"Serving", []string{"listen", "internal-listen", "pprof", "config", "log-format"}},
+	{"Serving", []string{"listen", "internal-listen", "pprof", "config", "log-format", "gc-percent"}},
 	{"Authentication and follow graph", []string{"auth", "github-api", "github-token-ttl", "graph-refresh", "graph"}},
 	{"Presence", []string{"debounce", "away-after", "resume-window", "write-delay"}},
 	{"Redis and cluster", []string{"redis", "cluster-port", "cluster-host", "cluster-provider", "cluster-automanage-port", "cluster-members"}},
