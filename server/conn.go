@@ -42,8 +42,8 @@ type conn struct {
 	pid       *actor.PID // the connection actor, after a good hello
 	user      string     // the verified user id, after a good hello
 	actorDone signal     // fired once the connection actor has stopped
-	limiter   *limiter
-	msg       []byte // a fragmented text message being assembled
+	limiter   limiter    // set up at the hello
+	msg       []byte     // a fragmented text message being assembled
 
 	polled    bool       // set before the socket is handed to the poller; read by readers
 	desc      *poll.Desc // nil when a goroutine reads
@@ -469,11 +469,11 @@ func (c *conn) onText(b []byte) {
 // admit applies the rate limit to one frame: false drops it (with at most one rate_limited error
 // a second), and sustained flooding closes the socket with 1008.
 func (c *conn) admit() bool {
-	if c.limiter.allow(time.Now()) {
+	if c.limiter.allow(&c.n.cfg, time.Now()) {
 		return true
 	}
 	c.n.cfg.Metrics.RateLimited()
-	if c.limiter.abusive() {
+	if c.limiter.abusive(&c.n.cfg) {
 		c.fail(&wire.Error{Code: wire.ErrRateLimited, Msg: "sustained flooding: closing", Close: wire.ClosePolicy})
 	} else if c.limiter.shouldWarn() {
 		c.n.cfg.Metrics.FrameOut("error")
@@ -510,7 +510,7 @@ func (c *conn) hello(h wire.Hello) {
 		c.fail(&wire.Error{Code: wire.ErrInternal, Msg: "could not load whom you follow: try again", Close: wire.CloseInternal})
 		return
 	}
-	c.limiter = newLimiter(&c.n.cfg)
+	c.limiter.start(&c.n.cfg)
 	spec := actors.ConnSpec{User: id.ID, Login: id.Login, Following: withoutSelf(t.list, id.ID), GraphVersion: t.version, Hello: h, Socket: c.out}
 	// The actor never needs the token: only the follow-list refreshes keep it.
 	spec.Hello.Token = ""
