@@ -61,7 +61,6 @@ type conn struct {
 
 func newConn(n *Node, nc net.Conn) *conn {
 	c := &conn{n: n, nc: nc, out: newOutbox(nc, &n.cfg)}
-	c.out.metrics = n.cfg.Metrics
 	return c
 }
 

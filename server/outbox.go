@@ -10,7 +10,6 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/presenced/presenced/actors"
-	"github.com/presenced/presenced/metrics"
 	"github.com/presenced/presenced/wire"
 )
 
@@ -26,11 +25,11 @@ var _ actors.Socket = (*outbox)(nil)
 // the write delay for text frames and at once for the rest. Either way an idle socket holds no
 // goroutine and no write buffer.
 type outbox struct {
-	nc       net.Conn
-	maxBytes int
-	wtimeout time.Duration
-	delay    time.Duration    // text frames wait this long for company before a writer starts
-	metrics  *metrics.Metrics // counts the bytes writers take; nil: none (set by newConn)
+	nc net.Conn
+	// cfg is the node's: MaxQueueBytes, WriteTimeout, WriteDelay (text frames wait this long
+	// for company before a writer starts) and Metrics (counts the bytes writers take; nil:
+	// none). Read from there, not copied: four fields fewer per socket.
+	cfg *Config
 
 	// Set by useFlusher before the first frame (polled TCP sockets): text frames then go out
 	// through the node's flusher with non-blocking writes on rc, and a writer goroutine runs
@@ -67,8 +66,7 @@ type closeReq struct {
 }
 
 func newOutbox(nc net.Conn, cfg *Config) *outbox {
-	return &outbox{nc: nc, maxBytes: cfg.MaxQueueBytes, wtimeout: cfg.WriteTimeout, delay: max(cfg.WriteDelay, 0),
-		afterClose: func() {}, afterError: func() {}}
+	return &outbox{nc: nc, cfg: cfg, afterClose: func() {}, afterError: func() {}}
 }
 
 // soonLocked starts the writer after the write delay, so that frames queued meanwhile (other
@@ -82,7 +80,8 @@ func (o *outbox) soonLocked() {
 		}
 		return
 	}
-	if o.delay == 0 {
+	delay := max(o.cfg.WriteDelay, 0)
+	if delay == 0 {
 		o.kickLocked()
 		return
 	}
@@ -91,10 +90,10 @@ func (o *outbox) soonLocked() {
 	}
 	o.waiting = true
 	if o.timer == nil {
-		o.timer = time.AfterFunc(o.delay, o.delayed)
+		o.timer = time.AfterFunc(delay, o.delayed)
 		return
 	}
-	o.timer.Reset(o.delay)
+	o.timer.Reset(delay)
 }
 
 // delayed runs on the timer's goroutine when the write delay is over.
@@ -130,7 +129,7 @@ func (o *outbox) flushFast(buf []byte) []byte {
 	}
 	buf = appendBatch(buf[:0], o.pong, o.ping, o.frames, nil)
 	clear(o.frames)
-	o.metrics.BytesOut(o.bytes)
+	o.cfg.Metrics.BytesOut(o.bytes)
 	o.frames, o.bytes, o.pong, o.ping = o.frames[:0], 0, nil, false
 	if len(buf) == 0 {
 		o.mu.Unlock()
@@ -192,7 +191,7 @@ func (o *outbox) Write(frame []byte) {
 	if o.closing != nil {
 		return
 	}
-	if o.bytes+len(frame) > o.maxBytes {
+	if o.bytes+len(frame) > o.cfg.MaxQueueBytes {
 		o.closing = &closeReq{wire.CloseSlowConsumer, wire.ErrSlowConsumer, "outbound queue overflowed: read faster, then resume"}
 	} else {
 		o.frames = append(o.frames, frame)
@@ -286,7 +285,7 @@ func (o *outbox) run() {
 			return
 		}
 		frames, o.frames = o.frames, frames[:0]
-		o.metrics.BytesOut(o.bytes)
+		o.cfg.Metrics.BytesOut(o.bytes)
 		o.bytes = 0
 		pong, ping, cl, carry := o.pong, o.ping, o.closing, o.carry
 		o.pong, o.ping, o.carry = nil, false, nil
@@ -295,7 +294,7 @@ func (o *outbox) run() {
 		// The rest of a frame the flusher began goes first.
 		*bp = appendBatch(append((*bp)[:0], carry...), pong, ping, frames, cl)
 		clear(frames)
-		_ = o.nc.SetWriteDeadline(time.Now().Add(o.wtimeout))
+		_ = o.nc.SetWriteDeadline(time.Now().Add(o.cfg.WriteTimeout))
 		_, err := o.nc.Write(*bp)
 		if err != nil || cl != nil {
 			o.mu.Lock()
