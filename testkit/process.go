@@ -79,9 +79,13 @@ type Proc struct {
 	err  error
 
 	mu      sync.Mutex
-	members int // latest cluster topology size it logged
+	members int      // latest cluster topology size it logged
+	tail    []string // its last lines that are not JSON logs (a panic, a runtime error), at most tailLines
 	changed chan struct{}
 }
+
+// tailLines is how much of a process's non-JSON output is kept, to say why it exited.
+const tailLines = 40
 
 // StartProcess runs the binary with args plus --listen on a free loopback port and JSON logs,
 // and returns once it listens.
@@ -112,15 +116,19 @@ func StartProcessE(tb testing.TB, bin string, args ...string) (*Proc, error) {
 		return nil, fmt.Errorf("testkit: start %s: %w", bin, err)
 	}
 	addr := make(chan string, 1)
-	go p.readLogs(stderr, addr)
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	logsRead := make(chan struct{})
+	go func() { p.readLogs(stderr, addr); close(logsRead) }()
+	// Wait closes the pipe: only once everything is read, or a panic's trace could be lost.
+	go func() { <-logsRead; p.err = p.cmd.Wait(); close(p.done) }()
 	tb.Cleanup(p.Kill)
 	select {
 	case a := <-addr:
 		p.Node = &Node{URL: "ws://" + a + "/ws", opts: client.Options{}}
 		return p, nil
 	case <-p.done:
-		return nil, fmt.Errorf("testkit: presenced exited before listening: %v", p.err)
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return nil, fmt.Errorf("testkit: presenced exited before listening: %v; its last output that is not a log line:\n%s", p.err, strings.Join(p.tail, "\n"))
 	case <-time.After(60 * time.Second):
 		return nil, errors.New("testkit: presenced did not listen within 60 s")
 	}
@@ -136,6 +144,12 @@ func (p *Proc) readLogs(r interface{ Read([]byte) (int, error) }, addr chan<- st
 			Members *int   `json:"members"`
 		}
 		if json.Unmarshal(sc.Bytes(), &line) != nil {
+			p.mu.Lock()
+			if len(p.tail) == tailLines {
+				p.tail = append(p.tail[:0], p.tail[1:]...)
+			}
+			p.tail = append(p.tail, sc.Text())
+			p.mu.Unlock()
 			continue
 		}
 		switch {
