@@ -98,21 +98,24 @@ func (d *Deps) forgetConn(id string) {
 }
 
 // connActor wraps a View; all fields are owned by Receive.
+//
+// The flags are kept together, so that they share one word (one actor per connection).
 type connActor struct {
 	d    *Deps
 	spec *ConnSpec // shared with Deps' map, so a restart starts from what it became
 	view *View
 	self *actor.PID
 
-	attached   bool   // the user actor gave us the window
-	failed     bool   // the user actor refused the hello
-	window     string // set when attached
+	attached   bool // the user actor gave us the window
+	failed     bool // the user actor refused the hello
 	subscribed bool
-	closed     bool      // the socket is gone
-	lastHeard  time.Time // set with closed
-	detached   bool      // the user actor was told the window's socket ended
-	kicked     bool      // the user actor closed this socket: never look for it again
-	pending    []wire.Frame
+	closed     bool // the socket is gone
+	detached   bool // the user actor was told the window's socket ended
+	kicked     bool // the user actor closed this socket: never look for it again
+
+	window    string    // set when attached
+	lastHeard time.Time // set with closed
+	pending   []wire.Frame
 
 	startedAt   time.Time  // when Started ran: the hello's time when the spec has none
 	userPID     *actor.PID // the user actor that answered the hello (watched)

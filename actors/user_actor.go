@@ -78,24 +78,28 @@ func (ut *userTimer) fire() { ut.root.Send(ut.self, timerFired{ut.t}) }
 
 // userActor wraps User. All fields are owned by the actor's Receive, except that timers'
 // funcs run on their own goroutines and only Send.
+//
+// The flags are kept together at the end, so that they share one word (one actor per user).
 type userActor struct {
-	d        *Deps
-	grain    bool // a cluster grain: its identity is the user; else its name says it (spawnUser)
-	user     string
-	self     *actor.PID
-	rules    *User
-	timers   []*userTimer // a few at most (away, debounce, one per waiting window): a slice beats a map's buckets
-	retiring bool
+	d      *Deps
+	user   string
+	self   *actor.PID
+	rules  *User
+	timers []*userTimer // a few at most (away, debounce, one per waiting window): a slice beats a map's buckets
 
-	// Failed I/O is retried with backoff; the actor does not retire while some is pending.
-	ioPending    bool
-	ioPublish    bool // the pending work includes a publish
+	// Failed I/O is retried with backoff (ioPending, ioPublish below); the actor does not
+	// retire while some is pending.
 	ioGen        uint64
 	ioBackoff    time.Duration
 	ioRetryTimer *time.Timer
 
-	epoch    uint64 // fencing epoch from Store.Acquire; 0 until the first write
-	isFenced bool   // a newer activation exists: this one does nothing more
+	epoch uint64 // fencing epoch from Store.Acquire; 0 until the first write
+
+	grain     bool // a cluster grain: its identity is the user; else its name says it (spawnUser)
+	retiring  bool
+	ioPending bool
+	ioPublish bool // the pending work includes a publish
+	isFenced  bool // a newer activation exists: this one does nothing more
 }
 
 func (a *userActor) Receive(ctx actor.Context) {

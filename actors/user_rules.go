@@ -126,25 +126,29 @@ type window struct {
 // User is the rules of one user: window aggregation, debounce, away, resume and invisible.
 // It is a plain value owned by one goroutine (the user actor's); it reads no clock and starts
 // nothing: every method takes now and returns Effects.
+//
+// The small fields are kept together at the end: one user per connection, and scattered
+// among the words they padded the struct from the 240-byte size class to the 288 one.
 type User struct {
 	cfg      UserConfig
 	newToken func() string // random, ≥128 bits, URL-safe
 
 	windows      windowSet
-	invisible    bool
 	lastSeen     int64 // ms; frozen while invisible
 	lastActivity time.Time
-	away         bool
 	published    Published
 	login        string
-	privacy      Privacy
 	graphVersion uint64
 
+	debounceGen uint64
+	awayGen     uint64
+	resumeGen   uint64
+
+	invisible    bool
+	away         bool
 	debounceOpen bool
-	debounceGen  uint64
 	awayArmed    bool
-	awayGen      uint64
-	resumeGen    uint64
+	privacy      Privacy
 }
 
 // NewUser makes a user with no windows from the public part of its record.
