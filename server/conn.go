@@ -45,10 +45,10 @@ type conn struct {
 	limiter   limiter    // set up at the hello
 	msg       []byte     // a fragmented text message being assembled
 
-	polled    bool       // set before the socket is handed to the poller; read by readers
-	desc      *poll.Desc // nil when a goroutine reads
-	start     time.Time
+	desc      *poll.Desc   // nil when a goroutine reads
+	startNs   int64        // unix ns when serve began (the hello timeout counts from it)
 	lastHeard atomic.Int64 // unix ns of the last frame heard
+	polled    bool         // set before the socket is handed to the poller; read by readers
 
 	rmu sync.Mutex // held while reading: successive read goroutines of a polled socket
 
@@ -63,6 +63,9 @@ func newConn(n *Node, nc net.Conn) *conn {
 	c := &conn{n: n, nc: nc, out: newOutbox(nc, &n.cfg)}
 	return c
 }
+
+// helloDue is when the hello must have been read.
+func (c *conn) helloDue() time.Time { return time.Unix(0, c.startNs).Add(c.n.cfg.HelloTimeout) }
 
 // upgrader does gobwas's zero-copy upgrade: no http.Request, no header maps.
 var upgrader = ws.Upgrader{
@@ -90,8 +93,9 @@ var (
 // serve upgrades the socket (bounded by the hello timeout: a handshake that trickles in ends
 // there), then hands it to the poller, or reads it on this goroutine when it cannot be polled.
 func (c *conn) serve() {
-	c.start = time.Now()
-	_ = c.nc.SetDeadline(c.start.Add(c.n.cfg.HelloTimeout))
+	start := time.Now()
+	c.startNs = start.UnixNano()
+	_ = c.nc.SetDeadline(start.Add(c.n.cfg.HelloTimeout))
 	if _, err := upgrader.Upgrade(c.nc); err != nil {
 		c.logger().Debug("websocket upgrade failed", zap.Error(err))
 		c.nc.Close()
@@ -100,11 +104,11 @@ func (c *conn) serve() {
 	}
 	_ = c.nc.SetWriteDeadline(time.Time{})
 	c.n.cfg.Metrics.ConnOpened()
-	c.lastHeard.Store(c.start.UnixNano())
+	c.lastHeard.Store(c.startNs)
 	c.out.afterError = c.writeFailed
 	c.out.afterClose = c.closeSent
 	c.mu.Lock()
-	c.nextPing = c.start.Add(c.n.cfg.PingInterval)
+	c.nextPing = start.Add(c.n.cfg.PingInterval)
 	c.n.deps.Deadlines.Init(&c.clock, c.tick)
 	c.clock.Reset(c.nextPing)
 	c.mu.Unlock()
@@ -150,7 +154,7 @@ func (c *conn) readable() {
 	br.Reset(c.nc)
 	deadline := time.Now().Add(c.n.cfg.FrameTimeout)
 	if c.pid == nil {
-		deadline = minTime(deadline, c.start.Add(c.n.cfg.HelloTimeout))
+		deadline = minTime(deadline, c.helloDue())
 	}
 	if c.out.Closing() {
 		deadline = minTime(deadline, time.Now().Add(c.n.cfg.CloseGrace))
@@ -234,7 +238,7 @@ func (c *conn) dueLocked() (time.Time, clockEvent) {
 	case !c.closedAt.IsZero():
 		return c.closedAt.Add(c.n.cfg.CloseGrace), graceOver
 	case c.pid == nil && !c.out.Closing():
-		return c.start.Add(c.n.cfg.HelloTimeout), helloDue
+		return c.helloDue(), helloDue
 	case c.pid != nil:
 		return time.Unix(0, c.lastHeard.Load()).Add(c.n.cfg.DeadAfter), peerSilent
 	}
