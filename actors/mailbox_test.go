@@ -133,6 +133,27 @@ func TestMailboxSuspend(t *testing.T) {
 	}
 }
 
+// TestMailboxIdleStorage: once drained, the system queue keeps no array; the user queue keeps
+// its tiny one, so that an actor getting one message at a time does not allocate for each
+// (TestMailboxPerMessageAllocs).
+func TestMailboxIdleStorage(t *testing.T) {
+	var inv invocations
+	mb := Mailbox()()
+	mb.RegisterHandlers(&inv, actor.NewSynchronizedDispatcher(300))
+	mb.PostSystemMessage("s1")
+	mb.PostUserMessage("u1")
+	if want := []any{"sys:s1", "user:u1"}; !equal(inv.log, want) {
+		t.Fatalf("got %v, want %v", inv.log, want)
+	}
+	m := mb.(*mailbox)
+	if m.sys.q != nil {
+		t.Fatalf("drained system queue keeps cap %d", cap(m.sys.q))
+	}
+	if cap(m.user.q) != 1 {
+		t.Fatalf("drained user queue keeps cap %d, want its array of 1", cap(m.user.q))
+	}
+}
+
 // TestMailboxBatch: a batch's parts are delivered one by one, then the batch itself.
 func TestMailboxBatch(t *testing.T) {
 	var inv invocations
