@@ -9,7 +9,7 @@ import (
 // limiter is one socket's flood guard, owned by its reader goroutine. It adds golang.org/x/time
 // rate's token bucket (no hand-written bucket) to an abuse counter over a fixed window. It lives
 // inside conn (the zero value is set up by start at the hello): as two objects of their own
-// they took 192 bytes a socket, inside conn about 96 more.
+// they took 192 bytes a socket; inside conn they add 104 to it.
 type limiter struct {
 	bucket     rate.Limiter
 	winStart   int64 // unix ns: the abuse window's start

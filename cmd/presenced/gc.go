@@ -9,9 +9,9 @@ import (
 // defaultGCPercent is presenced's garbage-collector target, lower than Go's 100. A node's
 // memory is mostly idle connections, and Go keeps the heap goal (live heap × (1 + GOGC/100))
 // resident: at 100 an idle node's RSS is about twice its live heap. The paths that run per
-// delivery allocate nothing, so collecting more often costs little CPU: with 25, RSS per idle
-// connection fell from 9.3 to 6.8 KiB and the CPU per status change at 75,000 deliveries/s
-// moved by under 1% (docs/benchmarks.md).
+// delivery allocate nothing, so collecting more often costs little CPU: with 25 (same build,
+// 18,000 idle connections) RSS per connection fell from 9.36 to 6.82 KiB, and the CPU per status
+// change at 75,000 deliveries/s did not rise measurably (docs/benchmarks.md).
 const defaultGCPercent = 25
 
 // gcSetting decides the collector's target: --gc-percent (or PRESENCED_GC_PERCENT, or the
