@@ -109,6 +109,9 @@ func (e Effects) then(next Effects) Effects {
 	return e
 }
 
+// window is one editor window of the user. Its times are unix ms, as the record keeps them
+// (msOrZero, timeOrZero), not time.Time: 8 bytes instead of 24 each, one window per connection
+// (176-byte size class instead of 224). 0 stands for the zero time.
 type window struct {
 	conn     ConnID // zero while dropped
 	lastConn ConnID // the connection that held it last (kept through a drop)
@@ -116,27 +119,11 @@ type window struct {
 	project  string
 	language string
 	dropped  bool
-	statusAt int64  // unix ns of the last status frame; 0 before the first
-	dropAt   int64  // unix ns last heard from before the drop: becomes last seen
-	expires  int64  // unix ns, end of the resume window while dropped
+	statusAt int64  // unix ms of the last status frame; 0 before the first
+	dropAt   int64  // unix ms last heard from before the drop: becomes last seen
+	expires  int64  // unix ms, end of the resume window while dropped
 	gen      uint64 // resume timer generation
 	token    [sha256.Size]byte
-}
-
-// The window's times are unix ns, not time.Time: 8 bytes instead of 24 each, one window per
-// connection (176-byte size class instead of 224). 0 stands for the zero time.
-func unixNs(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
-}
-
-func timeOfNs(ns int64) time.Time {
-	if ns == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, ns)
 }
 
 // User is the rules of one user: window aggregation, debounce, away, resume and invisible.
@@ -206,7 +193,7 @@ func (u *User) State() UserState {
 		Login: u.login, Privacy: u.privacy, GraphVersion: u.graphVersion}
 	for id, w := range u.windows.all() {
 		ws := WindowState{ID: id, Conn: w.lastConn, Activity: w.activity, Project: w.project, Language: w.language,
-			StatusAt: timeOfNs(w.statusAt), Dropped: w.dropped, DropAt: timeOfNs(w.dropAt), Expires: timeOfNs(w.expires), TokenHash: w.token}
+			StatusAt: timeOrZero(w.statusAt), Dropped: w.dropped, DropAt: timeOrZero(w.dropAt), Expires: timeOrZero(w.expires), TokenHash: w.token}
 		st.Windows = append(st.Windows, ws)
 	}
 	return st
@@ -223,7 +210,7 @@ func RestoreUser(cfg UserConfig, newToken func() string, st UserState, now time.
 	var eff Effects
 	for _, ws := range st.Windows {
 		w := &window{lastConn: ws.Conn, activity: ws.Activity, project: ws.Project, language: ws.Language,
-			statusAt: unixNs(ws.StatusAt), dropped: ws.Dropped, dropAt: unixNs(ws.DropAt), expires: unixNs(ws.Expires), token: ws.TokenHash}
+			statusAt: msOrZero(ws.StatusAt), dropped: ws.Dropped, dropAt: msOrZero(ws.DropAt), expires: msOrZero(ws.Expires), token: ws.TokenHash}
 		if w.dropped {
 			u.resumeGen++
 			w.gen = u.resumeGen
@@ -388,7 +375,7 @@ func (u *User) Status(now time.Time, windowID string, conn ConnID, s wire.Status
 	if s.Has&wire.FieldLanguage != 0 {
 		w.language = s.Language
 	}
-	w.statusAt = unixNs(now)
+	w.statusAt = msOrZero(now)
 	u.lastActivity = now
 	u.away = false
 	u.armAway(&eff)
@@ -465,8 +452,8 @@ func (u *User) Detach(now time.Time, windowID string, conn ConnID, bye bool, las
 		return u.finish(now, eff)
 	}
 	u.resumeGen++
-	w.dropped, w.conn, w.dropAt, w.gen = true, ConnID{}, unixNs(lastHeard), u.resumeGen
-	w.expires = unixNs(now.Add(u.cfg.ResumeWindow))
+	w.dropped, w.conn, w.dropAt, w.gen = true, ConnID{}, msOrZero(lastHeard), u.resumeGen
+	w.expires = msOrZero(now.Add(u.cfg.ResumeWindow))
 	eff.Timers = append(eff.Timers, Timer{Kind: TimerResume, Window: windowID, Gen: w.gen, At: now.Add(u.cfg.ResumeWindow)})
 	return u.finish(now, eff)
 }
@@ -511,7 +498,7 @@ func (u *User) Fire(now time.Time, t Timer) Effects {
 		}
 		u.windows.del(t.Window)
 		eff.Persist = true
-		u.leftAt(timeOfNs(w.dropAt), &eff)
+		u.leftAt(timeOrZero(w.dropAt), &eff)
 		u.changed(now, &eff)
 	}
 	return u.finish(now, eff)
