@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -165,6 +166,9 @@ func (p *Proc) readLogs(r interface{ Read([]byte) (int, error) }, addr chan<- st
 			}
 		}
 	}
+	// A line too long for the scanner ends the loop: drain the rest, so that the process
+	// never blocks on a full pipe and Wait (which closes the pipe) runs only after its exit.
+	_, _ = io.Copy(io.Discard, r)
 }
 
 // WaitMembers waits until the process has logged a cluster topology of n members.
