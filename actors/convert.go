@@ -125,17 +125,24 @@ func stateFromPB(r *actorpb.UserRecord) UserState {
 	return st
 }
 
-// msOrZero keeps the zero time as 0 (UnixMilli of the zero time is a large negative number).
-func msOrZero(t time.Time) int64 {
+// sinceEpoch is t counted in unit since the Unix epoch, keeping the zero time as 0 (UnixMilli
+// of the zero time is a large negative number); fromEpoch is its inverse. Exact from 1970 to
+// 2262, the range of UnixNano that presence times live in.
+func sinceEpoch(t time.Time, unit time.Duration) int64 {
 	if t.IsZero() {
 		return 0
 	}
-	return t.UnixMilli()
+	return t.UnixNano() / int64(unit)
 }
 
-func timeOrZero(ms int64) time.Time {
-	if ms == 0 {
+func fromEpoch(n int64, unit time.Duration) time.Time {
+	if n == 0 {
 		return time.Time{}
 	}
-	return time.UnixMilli(ms)
+	return time.Unix(0, n*int64(unit))
 }
+
+// msOrZero and timeOrZero are the record's unit.
+func msOrZero(t time.Time) int64 { return sinceEpoch(t, time.Millisecond) }
+
+func timeOrZero(ms int64) time.Time { return fromEpoch(ms, time.Millisecond) }

@@ -109,9 +109,11 @@ func (e Effects) then(next Effects) Effects {
 	return e
 }
 
-// window is one editor window of the user. Its times are unix ms, as the record keeps them
-// (msOrZero, timeOrZero), not time.Time: 8 bytes instead of 24 each, one window per connection
-// (176-byte size class instead of 224). 0 stands for the zero time.
+// window is one editor window of the user. Its times are int64s, not time.Time: 8 bytes
+// instead of 24 each, one window per connection (176-byte size class instead of 224); 0 stands
+// for the zero time (sinceEpoch, fromEpoch). dropAt and expires are unix ms, as the record
+// keeps them; statusAt is unix ns, because it orders two windows' status frames, which may come
+// within one millisecond.
 type window struct {
 	conn     ConnID // zero while dropped
 	lastConn ConnID // the connection that held it last (kept through a drop)
@@ -119,7 +121,7 @@ type window struct {
 	project  string
 	language string
 	dropped  bool
-	statusAt int64  // unix ms of the last status frame; 0 before the first
+	statusAt int64  // unix ns of the last status frame; 0 before the first
 	dropAt   int64  // unix ms last heard from before the drop: becomes last seen
 	expires  int64  // unix ms, end of the resume window while dropped
 	gen      uint64 // resume timer generation
@@ -193,7 +195,7 @@ func (u *User) State() UserState {
 		Login: u.login, Privacy: u.privacy, GraphVersion: u.graphVersion}
 	for id, w := range u.windows.all() {
 		ws := WindowState{ID: id, Conn: w.lastConn, Activity: w.activity, Project: w.project, Language: w.language,
-			StatusAt: timeOrZero(w.statusAt), Dropped: w.dropped, DropAt: timeOrZero(w.dropAt), Expires: timeOrZero(w.expires), TokenHash: w.token}
+			StatusAt: fromEpoch(w.statusAt, time.Nanosecond), Dropped: w.dropped, DropAt: timeOrZero(w.dropAt), Expires: timeOrZero(w.expires), TokenHash: w.token}
 		st.Windows = append(st.Windows, ws)
 	}
 	return st
@@ -210,7 +212,7 @@ func RestoreUser(cfg UserConfig, newToken func() string, st UserState, now time.
 	var eff Effects
 	for _, ws := range st.Windows {
 		w := &window{lastConn: ws.Conn, activity: ws.Activity, project: ws.Project, language: ws.Language,
-			statusAt: msOrZero(ws.StatusAt), dropped: ws.Dropped, dropAt: msOrZero(ws.DropAt), expires: msOrZero(ws.Expires), token: ws.TokenHash}
+			statusAt: sinceEpoch(ws.StatusAt, time.Nanosecond), dropped: ws.Dropped, dropAt: msOrZero(ws.DropAt), expires: msOrZero(ws.Expires), token: ws.TokenHash}
 		if w.dropped {
 			u.resumeGen++
 			w.gen = u.resumeGen
@@ -375,7 +377,7 @@ func (u *User) Status(now time.Time, windowID string, conn ConnID, s wire.Status
 	if s.Has&wire.FieldLanguage != 0 {
 		w.language = s.Language
 	}
-	w.statusAt = msOrZero(now)
+	w.statusAt = sinceEpoch(now, time.Nanosecond)
 	u.lastActivity = now
 	u.away = false
 	u.armAway(&eff)
