@@ -188,8 +188,7 @@ func (f *follows) register(who auth.Identity, token string, pid *actor.PID, t ti
 	u := f.users[who.ID]
 	if u == nil {
 		u = &localUser{version: t.version}
-		user := who.ID
-		f.timers.Init(&u.timer, func() { f.due(user, u) })
+		f.timers.Init(&u.timer, func() { f.due(u) })
 		f.users[who.ID] = u
 	}
 	u.who, u.token = who, token
@@ -228,11 +227,12 @@ func (f *follows) armLocked(user string, u *localUser, d time.Duration) {
 	u.timer.Reset(time.Now().Add(d))
 }
 
-// due runs when user's refresh timer fires. A fire that lost to a Stop finds armed false (or
-// the user gone) and does nothing.
-func (f *follows) due(user string, u *localUser) {
+// due runs when u's refresh timer fires. A fire that lost to a Stop finds armed false (or the
+// user gone) and does nothing.
+func (f *follows) due(u *localUser) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	user := u.who.ID // set under f.mu by the register that made u, before any arm
 	if cur := f.users[user]; cur == u && !f.closed && u.armed {
 		u.armed = false
 		f.startLocked(user, u)
