@@ -48,7 +48,9 @@ type conn struct {
 	desc      *poll.Desc   // nil when a goroutine reads
 	startNs   int64        // unix ns when serve began (the hello timeout counts from it)
 	lastHeard atomic.Int64 // unix ns of the last frame heard
-	polled    bool         // set before the socket is handed to the poller; read by readers (here it shares the mutexes' word: conn stays in the 352-byte size class)
+	// polled is set before the socket is handed to the poller and read by readers. It sits by
+	// the mutexes, which align to 4 bytes, so it takes no word of its own (352-byte class).
+	polled bool
 
 	rmu sync.Mutex // held while reading: successive read goroutines of a polled socket
 
