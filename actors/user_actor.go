@@ -77,7 +77,7 @@ type userTimer struct {
 func (ut *userTimer) fire() { ut.root.Send(ut.self, timerFired{ut.t}) }
 
 // userActor wraps User. All fields are owned by the actor's Receive, except that timers'
-// funcs run on their own goroutines and only Send.
+// callbacks (userTimer.fire, on the Deadlines' goroutines, and the I/O retry's AfterFunc) only Send.
 //
 // The flags are kept together at the end, so that they share one word (one actor per user).
 type userActor struct {
