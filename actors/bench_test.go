@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime"
+	"strconv"
 	"sync/atomic"
 	"testing"
 
@@ -12,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/presenced/presenced/actors/actorpb"
+	"github.com/presenced/presenced/auth"
 	"github.com/presenced/presenced/cluster"
 	"github.com/presenced/presenced/wire"
 )
@@ -82,10 +85,67 @@ func BenchmarkDeliver(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		if i%k == 0 {
 			ver := uint64(i/k + 2)
-			d = &Delivery{Update: &actorpb.PresenceUpdate{User: "alice", Version: ver, State: int32(wire.StateOnline), Activity: int32(acts[ver%2]), Project: "MyApp", Language: "Go"}}
+			d = NewDelivery(&actorpb.PresenceUpdate{User: "alice", Version: ver, State: int32(wire.StateOnline), Activity: int32(acts[ver%2]), Project: "MyApp", Language: "Go"})
 		}
 		if _, _, ok := views[i%k].Deliver(d, nil); !ok {
 			b.Fatal("no frame")
 		}
 	}
+}
+
+// BenchmarkDeliverWideViews is BenchmarkDeliver where views are wide and many, as at K = 500:
+// 2,000 views, each following 500 of 2,000 users, so the views (a million entries) do not fit
+// in the caches and finding a user's entry is a memory access like on a busy node. One op is one
+// delivery; each change goes to every view that follows its user.
+func BenchmarkDeliverWideViews(b *testing.B) {
+	const users, views, k = 2000, 2000, 500
+	name := func(i int) string { return fmt.Sprintf("u%d", i) }
+	lists := make([][]auth.Followee, views)
+	for i := range lists {
+		for j := range k {
+			u := (i*7919 + j*31) % users // k distinct users, spread over the id space
+			lists[i] = append(lists[i], auth.Followee{ID: name(u), Login: name(u)})
+		}
+	}
+	heap := func() uint64 {
+		var ms runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	before := heap()
+	all := make([]*View, views)
+	for i, list := range lists {
+		all[i] = NewView(list)
+		all[i].Sync(nil, nil)
+	}
+	// What the views themselves hold, per followed user (the lists are the caller's).
+	perFollow := float64(heap()-before) / (views * k)
+	followers := make([][]*View, users)
+	for i, list := range lists {
+		for _, f := range list {
+			u, _ := strconv.Atoi(f.ID[1:])
+			followers[u] = append(followers[u], all[i])
+		}
+	}
+	ver := make([]uint64, users)
+	acts := []wire.Activity{wire.Coding, wire.Debugging}
+	b.ReportAllocs()
+	b.ResetTimer()
+	n := 0
+	for c := 0; n < b.N; c++ {
+		u := (c * 104729) % users
+		ver[u]++
+		d := NewDelivery(&actorpb.PresenceUpdate{User: name(u), Version: ver[u], State: int32(wire.StateOnline), Activity: int32(acts[ver[u]%2])})
+		for _, v := range followers[u] {
+			if _, _, ok := v.Deliver(d, nil); !ok {
+				b.Fatal("no frame")
+			}
+			if n++; n == b.N {
+				break
+			}
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(perFollow, "view-B/follow") // after the loop: ResetTimer drops reported metrics
 }

@@ -93,7 +93,7 @@ func (f *Fanout) Deliver(user string, payload []byte) {
 	}
 	// One Delivery for every follower: they share the decoded update and the encoded frames.
 	// Sending under the lock is fine: Send only enqueues on a mailbox.
-	d := &Delivery{Update: env.GetUpdate()}
+	d := NewDelivery(env.GetUpdate())
 	f.received.Add(1)
 	f.mu.Lock()
 	for _, pid := range f.subs[user] {
@@ -109,6 +109,7 @@ func (f *Fanout) Deliver(user string, payload []byte) {
 // others reuse the bytes, so a change is encoded about once per node, not once per follower.
 type Delivery struct {
 	Update *actorpb.PresenceUpdate // read-only: shared by every follower
+	key    uint32                  // userKey(Update.User), hashed once for every view
 
 	mu     sync.Mutex
 	frames []sharedFrame // a handful at most: one per distinct previous state seen
@@ -119,6 +120,11 @@ type sharedFrame struct {
 	prev, next wire.Presence
 	b          []byte
 	t          string // the frame's type on the wire, for metrics
+}
+
+// NewDelivery wraps one published change for the node's followers of its user.
+func NewDelivery(up *actorpb.PresenceUpdate) *Delivery {
+	return &Delivery{Update: up, key: userKey(up.GetUser())}
 }
 
 // frame returns the encoded frame that moves a follower from prev to next of the user shown as

@@ -1,6 +1,9 @@
 package actors
 
 import (
+	"hash/maphash"
+	"slices"
+
 	"github.com/presenced/presenced/actors/actorpb"
 	"github.com/presenced/presenced/auth"
 	"github.com/presenced/presenced/wire"
@@ -13,17 +16,35 @@ import (
 // Users are keyed by id (GitHub's numeric id); the wire shows their login. A followed user who
 // does not let this user see them (visible_to mutual, not followed back) is shown offline with
 // no last seen: nothing about them leaks.
+//
+// A view is the largest thing a connection holds once it follows people (one entry per followed
+// user, and a node holds a view per socket), so it keeps no map: the entries sit in a slice in
+// follow-list order, found through a sorted slice of (hash of the id, position), 8 bytes per
+// user. A map of entries cost about twice as much per followed user.
 type View struct {
 	following []auth.Followee
-	ids       []string
-	seen      map[string]viewEntry
+	seen      []viewEntry    // seen[i] is what the client was last sent about following[i]
+	index     []viewKey      // one per user, sorted by hash
+	renamed   map[int]string // position → login the client knows, where not following[i].Login; nil until a rename
 }
 
 type viewEntry struct {
 	presence wire.Presence
 	version  uint64
-	login    string
 }
+
+// viewKey finds a followed user's entry: the low 32 bits of the hash of their id, and their
+// position in following. Two ids with one hash are told apart by the id itself.
+type viewKey struct {
+	hash uint32
+	pos  int32
+}
+
+// viewSeed is the node's seed for the hash of user ids: a Delivery hashes its user's id once and
+// every view on the node uses that hash.
+var viewSeed = maphash.MakeSeed()
+
+func userKey(id string) uint32 { return uint32(maphash.String(viewSeed, id)) }
 
 // Visible decides whether a published presence may be shown to this view's user.
 type Visible func(*actorpb.PresenceUpdate) bool
@@ -36,34 +57,85 @@ func NewView(following []auth.Followee) *View {
 }
 
 func (v *View) setFollowing(following []auth.Followee) {
-	v.following = following
-	v.ids = make([]string, len(following))
+	v.following, v.renamed = following, nil
+	v.seen, v.index = nil, nil // someone who follows nobody holds no slices
+	if len(following) == 0 {
+		return
+	}
+	v.seen = make([]viewEntry, len(following))
+	v.index = make([]viewKey, len(following))
 	for i, f := range following {
-		v.ids[i] = f.ID
+		v.index[i] = viewKey{hash: userKey(f.ID), pos: int32(i)}
 	}
-	v.seen = nil // reads of a nil map find nothing; someone who follows nobody holds no map
-	if len(following) > 0 {
-		v.seen = make(map[string]viewEntry, len(following))
-	}
+	slices.SortFunc(v.index, func(a, b viewKey) int {
+		if a.hash != b.hash {
+			if a.hash < b.hash {
+				return -1
+			}
+			return 1
+		}
+		return int(a.pos - b.pos)
+	})
 }
 
-// Following returns the ids of the users this view covers.
-func (v *View) Following() []string { return v.ids }
+// search returns where the entries with this hash begin in the index (they are adjacent, so
+// two ids with one hash, or a list with a duplicate, are all found from there).
+func (v *View) search(hash uint32) int {
+	k, _ := slices.BinarySearchFunc(v.index, hash, func(k viewKey, h uint32) int {
+		switch {
+		case k.hash < h:
+			return -1
+		case k.hash > h:
+			return 1
+		}
+		return 0
+	})
+	return k
+}
+
+// login is how the client knows the user at position i.
+func (v *View) login(i int) string {
+	if l, ok := v.renamed[i]; ok {
+		return l
+	}
+	return v.following[i].Login
+}
+
+// setLogin records that the client knows the user at position i as login.
+func (v *View) setLogin(i int, login string) {
+	if login == v.following[i].Login {
+		delete(v.renamed, i)
+		return
+	}
+	if v.renamed == nil {
+		v.renamed = map[int]string{}
+	}
+	v.renamed[i] = login
+}
+
+// Following returns the ids of the users this view covers, in a slice of the caller's own.
+func (v *View) Following() []string {
+	ids := make([]string, len(v.following))
+	for i, f := range v.following {
+		ids[i] = f.ID
+	}
+	return ids
+}
 
 // SetFollowing replaces whom the view covers (a refresh of the follow graph found changes) and
 // reports which ids were added and removed. The caller sends a new Sync: it is the only frame
 // that can make a user disappear from a client's view.
 func (v *View) SetFollowing(following []auth.Followee) (added, removed []string) {
-	old := make(map[string]bool, len(v.ids))
-	for _, id := range v.ids {
-		old[id] = true
+	old := make(map[string]bool, len(v.following))
+	for _, f := range v.following {
+		old[f.ID] = true
 	}
 	v.setFollowing(following)
-	for _, id := range v.ids {
-		if !old[id] {
-			added = append(added, id)
+	for _, f := range v.following {
+		if !old[f.ID] {
+			added = append(added, f.ID)
 		}
-		delete(old, id)
+		delete(old, f.ID)
 	}
 	for id := range old {
 		removed = append(removed, id)
@@ -96,7 +168,8 @@ func (v *View) Sync(records []*actorpb.PresenceUpdate, visible Visible) wire.Syn
 		if l := rec.GetLogin(); l != "" {
 			login = l // the user's own latest hello knows a rename before our copy of the list does
 		}
-		v.seen[f.ID] = viewEntry{presence: shown(rec, visible), version: rec.GetVersion(), login: login}
+		v.setLogin(i, login)
+		v.seen[i] = viewEntry{presence: shown(rec, visible), version: rec.GetVersion()}
 	}
 	return v.snapshot()
 }
@@ -104,9 +177,8 @@ func (v *View) Sync(records []*actorpb.PresenceUpdate, visible Visible) wire.Syn
 // snapshot is the whole view as a sync frame, in following order.
 func (v *View) snapshot() wire.Sync {
 	s := wire.Sync{Users: make([]wire.SyncUser, len(v.following))}
-	for i, f := range v.following {
-		e := v.seen[f.ID]
-		s.Users[i] = wire.SyncUser{Username: e.login, Presence: e.presence}
+	for i := range v.following {
+		s.Users[i] = wire.SyncUser{Username: v.login(i), Presence: v.seen[i].presence}
 	}
 	return s
 }
@@ -115,30 +187,44 @@ func (v *View) snapshot() wire.Sync {
 // shared with the other followers who saw the same previous state (see Delivery), with its
 // type ("u", "o", "x"). A rename still answers with a whole new sync, encoded for this view alone.
 func (v *View) Deliver(d *Delivery, visible Visible) (frame []byte, typ string, ok bool) {
-	up := d.Update
-	cur, next, ok := v.advance(up, visible)
+	step, ok := v.advance(d.Update, d.key, visible)
 	if !ok {
 		return nil, "", false
 	}
-	if next.login != cur.login {
+	if step.renamed {
 		return wire.Encode(v.snapshot()), "sync", true
 	}
-	return d.frame(next.login, cur.presence, next.presence)
+	return d.frame(step.login, step.prev, step.next)
 }
 
-// advance records a published presence newer than what the view holds and returns the entries
-// before and after; false when the view does not follow the user or already has that version.
-func (v *View) advance(up *actorpb.PresenceUpdate, visible Visible) (cur, next viewEntry, ok bool) {
-	cur, ok = v.seen[up.GetUser()]
-	if !ok || up.GetVersion() <= cur.version {
-		return cur, cur, false
+// viewStep is what advance changed: the user's presence before and after, the login the client
+// knows them by, and whether that login just changed.
+type viewStep struct {
+	prev, next wire.Presence
+	login      string
+	renamed    bool
+}
+
+// advance records a published presence newer than what the view holds; false when the view does
+// not follow the user or already has that version. hash is userKey(up.GetUser()).
+func (v *View) advance(up *actorpb.PresenceUpdate, hash uint32, visible Visible) (viewStep, bool) {
+	var step viewStep
+	found := false
+	id := up.GetUser()
+	for k := v.search(hash); k < len(v.index) && v.index[k].hash == hash; k++ {
+		i := int(v.index[k].pos)
+		if v.following[i].ID != id || up.GetVersion() <= v.seen[i].version {
+			continue
+		}
+		step = viewStep{prev: v.seen[i].presence, next: shown(up, visible), login: v.login(i)}
+		if l := up.GetLogin(); l != "" && l != step.login {
+			v.setLogin(i, l)
+			step.login, step.renamed = l, true
+		}
+		v.seen[i] = viewEntry{presence: step.next, version: up.GetVersion()}
+		found = true
 	}
-	next = viewEntry{presence: shown(up, visible), version: up.GetVersion(), login: cur.login}
-	if l := up.GetLogin(); l != "" {
-		next.login = l
-	}
-	v.seen[up.GetUser()] = next
-	return cur, next, true
+	return step, found
 }
 
 // Apply takes a published presence and returns the frame for the client, if any. Versions not
@@ -146,12 +232,12 @@ func (v *View) advance(up *actorpb.PresenceUpdate, visible Visible) (cur, next v
 // and so is anything about a user the view does not follow. A new login (a rename) changes the
 // key the client knows the user by, so it is answered with a whole new sync.
 func (v *View) Apply(up *actorpb.PresenceUpdate, visible Visible) (wire.Frame, bool) {
-	cur, next, ok := v.advance(up, visible)
+	step, ok := v.advance(up, userKey(up.GetUser()), visible)
 	if !ok {
 		return nil, false
 	}
-	if next.login != cur.login {
+	if step.renamed {
 		return v.snapshot(), true
 	}
-	return wire.Diff(next.login, cur.presence, true, next.presence)
+	return wire.Diff(step.login, step.prev, true, step.next)
 }

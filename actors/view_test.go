@@ -70,3 +70,47 @@ func TestViewSetFollowing(t *testing.T) {
 		t.Fatal("an unfollowed user still reaches the client")
 	}
 }
+
+// TestViewTellsApartIDsWithOneHash: a view finds a user through the hash of their id; ids whose
+// hashes collide (forced here: every id gets one hash) still reach only their own entries, and a
+// list that names a user twice keeps both entries true.
+func TestViewTellsApartIDsWithOneHash(t *testing.T) {
+	v := NewView([]auth.Followee{{ID: "1", Login: "alice"}, {ID: "2", Login: "bob"}, {ID: "1", Login: "alice"}, {ID: "3", Login: "carol"}})
+	for k := range v.index {
+		v.index[k].hash = 7
+	}
+	slices.SortFunc(v.index, func(a, b viewKey) int { return int(a.pos - b.pos) })
+	v.Sync(nil, nil)
+	_, ok := v.advance(upd("2", 1, "", false, wire.Coding), 7, nil)
+	if !ok || v.seen[1].presence != on(wire.Coding, "", "") || v.seen[0].version != 0 || v.seen[3].version != 0 {
+		t.Fatalf("bob's update landed elsewhere: %+v", v.seen)
+	}
+	if _, ok := v.advance(upd("4", 1, "", false, wire.Coding), 7, nil); ok {
+		t.Fatal("a user the view does not follow, with a colliding hash, was applied")
+	}
+	d := NewDelivery(upd("1", 1, "", false, wire.Debugging))
+	d.key = 7
+	f, _, ok := v.Deliver(d, nil)
+	if !ok || string(f) != string(wire.Encode(wire.Online{ID: "alice", Presence: on(wire.Debugging, "", "")})) {
+		t.Fatalf("alice's frame = %q, %v", f, ok)
+	}
+	if v.seen[0] != v.seen[2] || v.seen[0].version != 1 {
+		t.Fatalf("the two entries of alice differ: %+v / %+v", v.seen[0], v.seen[2])
+	}
+}
+
+// TestViewRenameThenBack: a rename is kept beside the list only while the login differs from
+// the list's; renaming back to the listed login leaves nothing kept.
+func TestViewRenameThenBack(t *testing.T) {
+	v := NewView([]auth.Followee{{ID: "1", Login: "alice"}})
+	v.Sync(nil, nil)
+	if f, ok := v.Apply(upd("1", 1, "alice2", false, wire.Coding), nil); !ok || f.(wire.Sync).Users[0].Username != "alice2" {
+		t.Fatalf("rename = %+v", f)
+	}
+	if f, ok := v.Apply(upd("1", 2, "alice", false, wire.Coding), nil); !ok || f.(wire.Sync).Users[0].Username != "alice" {
+		t.Fatalf("rename back = %+v", f)
+	}
+	if len(v.renamed) != 0 {
+		t.Fatalf("renames kept after renaming back: %v", v.renamed)
+	}
+}
