@@ -25,7 +25,7 @@ type Fanout struct {
 	bus  cluster.Bus // set once by SetBus before any Subscribe
 
 	mu   sync.Mutex
-	subs map[string]map[string]*actor.PID // user → connection actor id → pid
+	subs map[string]followerSet // user → its followers' connection actors on this node
 
 	received  atomic.Uint64 // payloads from the bus
 	delivered atomic.Uint64 // envelopes handed to connection actors
@@ -34,7 +34,7 @@ type Fanout struct {
 // NewFanout makes an empty fanout. Call SetBus before use: the bus needs Deliver and the
 // fanout needs the bus.
 func NewFanout(root *actor.RootContext, log *zap.Logger) *Fanout {
-	return &Fanout{root: root, log: log, subs: map[string]map[string]*actor.PID{}}
+	return &Fanout{root: root, log: log, subs: map[string]followerSet{}}
 }
 
 // SetBus connects the fanout to its bus.
@@ -47,15 +47,14 @@ func (f *Fanout) Subscribe(ctx context.Context, users []string, pid *actor.PID) 
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, u := range users {
-		set := f.subs[u]
-		if set == nil {
+		set, ok := f.subs[u]
+		if !ok {
 			if err := f.bus.Subscribe(ctx, u); err != nil {
 				return fmt.Errorf("fanout: subscribe %s: %w", u, err)
 			}
-			set = map[string]*actor.PID{}
-			f.subs[u] = set
 		}
-		set[pid.Id] = pid
+		set.add(pid)
+		f.subs[u] = set
 	}
 	return nil
 }
@@ -65,12 +64,13 @@ func (f *Fanout) Unsubscribe(ctx context.Context, users []string, pid *actor.PID
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, u := range users {
-		set := f.subs[u]
-		if set == nil {
+		set, ok := f.subs[u]
+		if !ok {
 			continue
 		}
-		delete(set, pid.Id)
-		if len(set) == 0 {
+		set.remove(pid)
+		f.subs[u] = set
+		if set.len() == 0 {
 			delete(f.subs, u)
 			if err := f.bus.Unsubscribe(ctx, u); err != nil {
 				f.log.Warn("bus unsubscribe failed", zap.String("user", u), zap.Error(err))
@@ -96,11 +96,72 @@ func (f *Fanout) Deliver(user string, payload []byte) {
 	d := NewDelivery(env.GetUpdate())
 	f.received.Add(1)
 	f.mu.Lock()
-	for _, pid := range f.subs[user] {
+	set := f.subs[user]
+	for _, pid := range set.few {
 		f.root.Send(pid, d)
 	}
-	f.delivered.Add(uint64(len(f.subs[user])))
+	for _, pid := range set.many {
+		f.root.Send(pid, d)
+	}
+	f.delivered.Add(uint64(set.len()))
 	f.mu.Unlock()
+}
+
+// followerSet is one user's followers on this node. Most users have a few here, so the set is
+// a slice, 8 bytes a follower (a map costs about 50, and a node holds an entry per followed
+// user per socket), until it holds manyFollowers; then a map, so that a user followed by
+// thousands on this node is still added to and removed from in constant time.
+type followerSet struct {
+	few  []*actor.PID
+	many map[string]*actor.PID // connection actor id → pid; nil while few holds the set
+}
+
+// manyFollowers is the size at which a followerSet becomes a map: below it, a scan of the
+// slice for a removal is shorter than a map's hashing.
+const manyFollowers = 64
+
+func (s *followerSet) add(pid *actor.PID) {
+	if s.many != nil {
+		s.many[pid.Id] = pid
+		return
+	}
+	for _, p := range s.few {
+		if p.Id == pid.Id {
+			return
+		}
+	}
+	if len(s.few) < manyFollowers {
+		s.few = append(s.few, pid)
+		return
+	}
+	s.many = make(map[string]*actor.PID, 2*manyFollowers)
+	for _, p := range s.few {
+		s.many[p.Id] = p
+	}
+	s.many[pid.Id] = pid
+	s.few = nil
+}
+
+func (s *followerSet) remove(pid *actor.PID) {
+	if s.many != nil {
+		delete(s.many, pid.Id)
+		return
+	}
+	for i, p := range s.few {
+		if p.Id == pid.Id {
+			last := len(s.few) - 1
+			s.few[i], s.few[last] = s.few[last], nil
+			s.few = s.few[:last]
+			return
+		}
+	}
+}
+
+func (s *followerSet) len() int {
+	if s.many != nil {
+		return len(s.many)
+	}
+	return len(s.few)
 }
 
 // Delivery is one published change handed to every local follower's connection actor. It never
@@ -171,12 +232,18 @@ func (f *Fanout) Followed() int {
 func (f *Fanout) Resync() {
 	f.mu.Lock()
 	seen := map[string]bool{}
+	resync := func(pid *actor.PID) {
+		if !seen[pid.Id] {
+			seen[pid.Id] = true
+			f.root.Send(pid, Resync{})
+		}
+	}
 	for _, set := range f.subs {
-		for id, pid := range set {
-			if !seen[id] {
-				seen[id] = true
-				f.root.Send(pid, Resync{})
-			}
+		for _, pid := range set.few {
+			resync(pid)
+		}
+		for _, pid := range set.many {
+			resync(pid)
 		}
 	}
 	f.mu.Unlock()
