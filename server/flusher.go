@@ -12,7 +12,8 @@ import (
 // shard per core; each socket belongs to one shard. A socket that gets a frame while idle joins
 // its shard's dirty list; the shard waits the write delay (so frames for one socket that arrive
 // close together share a write), then writes every dirty socket in turn with one non-blocking
-// write(2) each, from one long-lived goroutine with a reused buffer.
+// write(2) each, from one long-lived goroutine with a reused buffer. Sockets listed during a
+// round are written right after it, without another delay: they have waited the round.
 //
 // A socket whose kernel buffer is full is never waited for here: what did not fit is handed to
 // the socket's own writer goroutine (outbox.run), which waits with the write timeout and the
@@ -33,6 +34,8 @@ type flushShard struct {
 	wake chan struct{} // cap 1: the dirty list went from empty to not empty
 	done chan struct{} // closed by close: the shard returns
 	buf  []byte        // owned by the shard goroutine
+
+	wrote func(*outbox) // tests only: runs on the shard goroutine after each socket's write
 }
 
 // newFlusher starts shards goroutines; close stops them.
@@ -96,18 +99,37 @@ func (s *flushShard) run() {
 			case <-t.C:
 			}
 		}
-		s.mu.Lock()
-		list := s.dirty
-		s.dirty, s.spare = s.spare[:0], nil
-		s.mu.Unlock()
-		for _, o := range list {
-			s.buf = o.flushFast(s.buf)
+		// Sockets listed while a round wrote have waited as long as the round took: they are
+		// written next, with no delay of their own. Under load the rounds batch by themselves.
+		for s.round() {
+			select {
+			case <-s.done:
+				return
+			case <-s.wake: // the token of the list about to be written
+			default:
+			}
 		}
-		clear(list) // let go of the outboxes
-		s.mu.Lock()
-		s.spare = list[:0] // only this goroutine touches spare
-		s.mu.Unlock()
 	}
+}
+
+// round writes every listed socket and reports whether more were listed meanwhile.
+func (s *flushShard) round() (more bool) {
+	s.mu.Lock()
+	list := s.dirty
+	s.dirty, s.spare = s.spare[:0], nil
+	s.mu.Unlock()
+	for _, o := range list {
+		s.buf = o.flushFast(s.buf)
+		if s.wrote != nil {
+			s.wrote(o)
+		}
+	}
+	clear(list) // let go of the outboxes
+	s.mu.Lock()
+	s.spare = list[:0] // only this goroutine touches spare
+	more = len(s.dirty) > 0
+	s.mu.Unlock()
+	return more
 }
 
 // rawWrite writes b with non-blocking write(2) calls on the socket's own descriptor and returns

@@ -8,6 +8,7 @@ import (
 	"net"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -104,6 +105,58 @@ func TestFlusherFullSocket(t *testing.T) {
 	}
 	o.Stop()
 	f.close()
+}
+
+// TestFlusherRoundsBackToBack: a socket listed while a round writes others has waited that
+// round, so it is written right after it, not after another write delay (an hour here, in
+// virtual time: one delay in all, not two).
+func TestFlusherRoundsBackToBack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		nc1, cl1 := tcpPair(t)
+		nc2, cl2 := tcpPair(t)
+		f := newFlusher(1, time.Hour)
+		cfg := &Config{MaxQueueBytes: 1 << 20, WriteTimeout: 10 * time.Second}
+		polled := func(nc net.Conn) *outbox {
+			o := newOutbox(nc, cfg)
+			rc, err := nc.(syscall.Conn).SyscallConn()
+			if err != nil {
+				t.Fatal(err)
+			}
+			o.useFlusher(f.shards[0], rc)
+			return o
+		}
+		o1, o2 := polled(nc1), polled(nc2)
+		f.shards[0].wrote = func(o *outbox) {
+			if o == o1 {
+				o2.Write([]byte("second")) // listed while the first round runs
+			}
+		}
+		start := time.Now()
+		o1.Write([]byte("first"))
+		time.Sleep(time.Hour)
+		synctest.Wait() // the shard is idle again, with whatever it wrote written
+		o2.mu.Lock()
+		listed := o2.listed
+		o2.mu.Unlock()
+		if listed {
+			t.Fatal("the socket listed during a round still waits for another write delay")
+		}
+		for i, c := range []struct {
+			cl   net.Conn
+			want string
+		}{{cl1, "first"}, {cl2, "second"}} {
+			_, b, err := readServerFrame(bufio.NewReader(c.cl))
+			if err != nil || string(b) != c.want {
+				t.Fatalf("socket %d: %q, %v; want %q", i+1, b, err, c.want)
+			}
+		}
+		if d := time.Since(start); d != time.Hour {
+			t.Fatalf("both written after %v, want one write delay (1h)", d)
+		}
+		o1.Stop()
+		o2.Stop()
+		f.close()
+	})
 }
 
 // TestFlusherSlowConsumer: a client that never reads is closed with slow_consumer and 4008 once
