@@ -388,11 +388,13 @@ func TestSlowConsumer(t *testing.T) {
 }
 
 // TestWriteDelayBatches: frames for one follower that are queued within the write delay wait
-// for it and leave together: two flushes 3 ms apart both arrive 5 ms after the first.
+// for it and leave together: with a 5 ms delay, two flushes 3 ms apart both arrive 5 ms after
+// the first.
 func TestWriteDelayBatches(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
+		const delay = 5 * time.Millisecond
 		cfg := testkit.DevConfig(map[string][]string{"bob": {"alice", "carol"}})
-		cfg.WriteDelay = server.DefaultWriteDelay
+		cfg.WriteDelay = delay
 		n := vnodeWith(t, cfg)
 		b := vconnect(t, n, wire.Hello{Token: "bob"})
 		a := vconnect(t, n, wire.Hello{Token: "alice"})
@@ -406,9 +408,9 @@ func TestWriteDelayBatches(t *testing.T) {
 		time.Sleep(3 * time.Millisecond)
 		c.Send(coding())
 		b.Expect(wire.Update{ID: "alice", Has: wire.FieldActivity, Activity: wire.Coding})
-		since(t, start, 2*time.Second+server.DefaultWriteDelay)
+		since(t, start, 2*time.Second+delay)
 		b.Expect(wire.Update{ID: "carol", Has: wire.FieldActivity, Activity: wire.Coding})
-		since(t, start, 2*time.Second+server.DefaultWriteDelay)
+		since(t, start, 2*time.Second+delay)
 	})
 }
 
