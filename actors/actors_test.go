@@ -84,12 +84,12 @@ func (w *world) connect(t *testing.T, user string, following ...string) (*actor.
 }
 
 // followees makes a dev-style follow list: ids are the logins.
-func followees(names ...string) []auth.Followee {
+func followees(names ...string) []Followed {
 	out := make([]auth.Followee, len(names))
 	for i, n := range names {
 		out[i] = auth.Followee{ID: n, Login: n}
 	}
-	return out
+	return Follow(out, "")
 }
 
 func (w *world) stop(t *testing.T, pids ...*actor.PID) {

@@ -47,10 +47,10 @@ type FollowingChanged struct {
 // ConnSpec is what the server knows when it spawns a connection actor: who the client is (from
 // its verified token), whom it follows, and its hello.
 type ConnSpec struct {
-	User         string          // internal user key (GitHub id)
-	Login        string          // name shown on the wire
-	Following    []auth.Followee // users this user follows, no duplicates, not the user
-	GraphVersion uint64          // version of the cached following list
+	User         string     // internal user key (GitHub id)
+	Login        string     // name shown on the wire
+	Following    []Followed // users this user follows, no duplicates, not the user (see Follow)
+	GraphVersion uint64     // version of the cached following list
 	Hello        wire.Hello
 	// HelloAt is when the hello frame was read, for the hello-to-sync latency; zero: when the
 	// actor started (which leaves out authentication and the follow list).
@@ -354,7 +354,7 @@ func (c *connActor) onFollowingChanged(m FollowingChanged) {
 		return
 	}
 	c.spec.GraphVersion = m.Version
-	following := withoutUser(m.Following, c.spec.User)
+	following := Follow(m.Following, c.spec.User)
 	if !c.subscribed {
 		c.spec.Following = following
 		c.view = NewView(following)
@@ -375,17 +375,6 @@ func (c *connActor) onFollowingChanged(m FollowingChanged) {
 		return
 	}
 	c.send(c.view.Sync(recs, c.visible))
-}
-
-// withoutUser drops self from a follow list (following yourself shows nothing).
-func withoutUser(list []auth.Followee, self string) []auth.Followee {
-	out := make([]auth.Followee, 0, len(list))
-	for _, f := range list {
-		if f.ID != self {
-			out = append(out, f)
-		}
-	}
-	return out
 }
 
 // visible decides whether this view's user may see a published presence: always, unless its

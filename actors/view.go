@@ -3,6 +3,7 @@ package actors
 import (
 	"hash/maphash"
 	"slices"
+	"unique"
 
 	"github.com/presenced/presenced/actors/actorpb"
 	"github.com/presenced/presenced/auth"
@@ -22,7 +23,7 @@ import (
 // follow-list order, found through a sorted slice of (hash of the id, position), 8 bytes per
 // user. A map of entries cost about twice as much per followed user.
 type View struct {
-	following []auth.Followee
+	following []Followed
 	seen      []viewEntry    // seen[i] is what the client was last sent about following[i]
 	index     []viewKey      // one per user, sorted by hash
 	renamed   map[int]string // position → login the client knows, where not following[i].Login; nil until a rename
@@ -40,6 +41,23 @@ type viewKey struct {
 	pos  int32
 }
 
+// Followed is a user in a follow list, interned node-wide: one copy of each user's id and login
+// however many sockets follow them, and 8 bytes per entry of a list (an auth.Followee is 32, and
+// a list decoded from the store or GitHub brings its own strings: about 30 more per entry).
+type Followed = unique.Handle[auth.Followee]
+
+// Follow turns a user's follow list into the form connection actors keep: self left out
+// (following yourself shows nothing), every user interned.
+func Follow(list []auth.Followee, self string) []Followed {
+	out := make([]Followed, 0, len(list))
+	for _, f := range list {
+		if f.ID != self {
+			out = append(out, unique.Make(f))
+		}
+	}
+	return out
+}
+
 // viewSeed is the node's seed for the hash of user ids: a Delivery hashes its user's id once and
 // every view on the node uses that hash.
 var viewSeed = maphash.MakeSeed()
@@ -50,13 +68,13 @@ func userKey(id string) uint32 { return uint32(maphash.String(viewSeed, id)) }
 type Visible func(*actorpb.PresenceUpdate) bool
 
 // NewView makes an empty view of following (no duplicates expected).
-func NewView(following []auth.Followee) *View {
+func NewView(following []Followed) *View {
 	v := &View{}
 	v.setFollowing(following)
 	return v
 }
 
-func (v *View) setFollowing(following []auth.Followee) {
+func (v *View) setFollowing(following []Followed) {
 	v.following, v.renamed = following, nil
 	v.seen, v.index = nil, nil // someone who follows nobody holds no slices
 	if len(following) == 0 {
@@ -65,7 +83,7 @@ func (v *View) setFollowing(following []auth.Followee) {
 	v.seen = make([]viewEntry, len(following))
 	v.index = make([]viewKey, len(following))
 	for i, f := range following {
-		v.index[i] = viewKey{hash: userKey(f.ID), pos: int32(i)}
+		v.index[i] = viewKey{hash: userKey(f.Value().ID), pos: int32(i)}
 	}
 	slices.SortFunc(v.index, func(a, b viewKey) int {
 		if a.hash != b.hash {
@@ -98,12 +116,12 @@ func (v *View) login(i int) string {
 	if l, ok := v.renamed[i]; ok {
 		return l
 	}
-	return v.following[i].Login
+	return v.following[i].Value().Login
 }
 
 // setLogin records that the client knows the user at position i as login.
 func (v *View) setLogin(i int, login string) {
-	if login == v.following[i].Login {
+	if login == v.following[i].Value().Login {
 		delete(v.renamed, i)
 		return
 	}
@@ -117,7 +135,7 @@ func (v *View) setLogin(i int, login string) {
 func (v *View) Following() []string {
 	ids := make([]string, len(v.following))
 	for i, f := range v.following {
-		ids[i] = f.ID
+		ids[i] = f.Value().ID
 	}
 	return ids
 }
@@ -125,17 +143,18 @@ func (v *View) Following() []string {
 // SetFollowing replaces whom the view covers (a refresh of the follow graph found changes) and
 // reports which ids were added and removed. The caller sends a new Sync: it is the only frame
 // that can make a user disappear from a client's view.
-func (v *View) SetFollowing(following []auth.Followee) (added, removed []string) {
+func (v *View) SetFollowing(following []Followed) (added, removed []string) {
 	old := make(map[string]bool, len(v.following))
 	for _, f := range v.following {
-		old[f.ID] = true
+		old[f.Value().ID] = true
 	}
 	v.setFollowing(following)
 	for _, f := range v.following {
-		if !old[f.ID] {
-			added = append(added, f.ID)
+		id := f.Value().ID
+		if !old[id] {
+			added = append(added, id)
 		}
-		delete(old, f.ID)
+		delete(old, id)
 	}
 	for id := range old {
 		removed = append(removed, id)
@@ -164,7 +183,7 @@ func (v *View) Sync(records []*actorpb.PresenceUpdate, visible Visible) wire.Syn
 		if i < len(records) {
 			rec = records[i]
 		}
-		login := f.Login
+		login := f.Value().Login
 		if l := rec.GetLogin(); l != "" {
 			login = l // the user's own latest hello knows a rename before our copy of the list does
 		}
@@ -213,7 +232,7 @@ func (v *View) advance(up *actorpb.PresenceUpdate, hash uint32, visible Visible)
 	id := up.GetUser()
 	for k := v.search(hash); k < len(v.index) && v.index[k].hash == hash; k++ {
 		i := int(v.index[k].pos)
-		if v.following[i].ID != id || up.GetVersion() <= v.seen[i].version {
+		if v.following[i].Value().ID != id || up.GetVersion() <= v.seen[i].version {
 			continue
 		}
 		step = viewStep{prev: v.seen[i].presence, next: shown(up, visible), login: v.login(i)}

@@ -17,7 +17,7 @@ func upd(id string, v uint64, login string, mutual bool, a wire.Activity) *actor
 // TestViewShowsLoginsKeyedByID: the wire shows logins; ids key the view; a rename is a whole new
 // sync, with the user under the new name.
 func TestViewShowsLoginsKeyedByID(t *testing.T) {
-	v := NewView([]auth.Followee{{ID: "1", Login: "alice"}, {ID: "2", Login: "carol"}})
+	v := NewView(Follow([]auth.Followee{{ID: "1", Login: "alice"}, {ID: "2", Login: "carol"}}, ""))
 	s := v.Sync([]*actorpb.PresenceUpdate{upd("1", 1, "", false, wire.Coding), nil}, nil)
 	want := wire.Sync{Users: []wire.SyncUser{{Username: "alice", Presence: on(wire.Coding, "", "")},
 		{Username: "carol", Presence: wire.Presence{State: wire.StateOffline}}}}
@@ -40,7 +40,7 @@ func TestViewShowsLoginsKeyedByID(t *testing.T) {
 func TestViewHidesMutualOnlyUsers(t *testing.T) {
 	back := false
 	visible := func(up *actorpb.PresenceUpdate) bool { return !up.GetMutual() || back }
-	v := NewView([]auth.Followee{{ID: "1", Login: "alice"}})
+	v := NewView(Follow([]auth.Followee{{ID: "1", Login: "alice"}}, ""))
 	rec := upd("1", 1, "alice", true, wire.Coding)
 	rec.LastSeenMs = 99
 	s := v.Sync([]*actorpb.PresenceUpdate{rec}, visible)
@@ -61,8 +61,8 @@ func TestViewHidesMutualOnlyUsers(t *testing.T) {
 
 // TestViewSetFollowing reports what to subscribe and unsubscribe.
 func TestViewSetFollowing(t *testing.T) {
-	v := NewView([]auth.Followee{{ID: "1", Login: "a"}, {ID: "2", Login: "b"}})
-	added, removed := v.SetFollowing([]auth.Followee{{ID: "2", Login: "b"}, {ID: "3", Login: "c"}})
+	v := NewView(Follow([]auth.Followee{{ID: "1", Login: "a"}, {ID: "2", Login: "b"}}, ""))
+	added, removed := v.SetFollowing(Follow([]auth.Followee{{ID: "2", Login: "b"}, {ID: "3", Login: "c"}}, ""))
 	if !slices.Equal(added, []string{"3"}) || !slices.Equal(removed, []string{"1"}) || !slices.Equal(v.Following(), []string{"2", "3"}) {
 		t.Fatalf("added %v removed %v following %v", added, removed, v.Following())
 	}
@@ -75,7 +75,7 @@ func TestViewSetFollowing(t *testing.T) {
 // hashes collide (forced here: every id gets one hash) still reach only their own entries, and a
 // list that names a user twice keeps both entries true.
 func TestViewTellsApartIDsWithOneHash(t *testing.T) {
-	v := NewView([]auth.Followee{{ID: "1", Login: "alice"}, {ID: "2", Login: "bob"}, {ID: "1", Login: "alice"}, {ID: "3", Login: "carol"}})
+	v := NewView(Follow([]auth.Followee{{ID: "1", Login: "alice"}, {ID: "2", Login: "bob"}, {ID: "1", Login: "alice"}, {ID: "3", Login: "carol"}}, ""))
 	for k := range v.index {
 		v.index[k].hash = 7
 	}
@@ -102,7 +102,7 @@ func TestViewTellsApartIDsWithOneHash(t *testing.T) {
 // TestViewRenameThenBack: a rename is kept beside the list only while the login differs from
 // the list's; renaming back to the listed login leaves nothing kept.
 func TestViewRenameThenBack(t *testing.T) {
-	v := NewView([]auth.Followee{{ID: "1", Login: "alice"}})
+	v := NewView(Follow([]auth.Followee{{ID: "1", Login: "alice"}}, ""))
 	v.Sync(nil, nil)
 	if f, ok := v.Apply(upd("1", 1, "alice2", false, wire.Coding), nil); !ok || f.(wire.Sync).Users[0].Username != "alice2" {
 		t.Fatalf("rename = %+v", f)
@@ -112,5 +112,25 @@ func TestViewRenameThenBack(t *testing.T) {
 	}
 	if len(v.renamed) != 0 {
 		t.Fatalf("renames kept after renaming back: %v", v.renamed)
+	}
+}
+
+// TestFollowInterns: two lists decoded apart (their strings are separate copies) give the same
+// handles, so a node keeps one copy of each followed user; the user themself is left out.
+func TestFollowInterns(t *testing.T) {
+	decoded := func() []auth.Followee {
+		var l []auth.Followee
+		for _, s := range []string{"1:alice", "2:bob", "3:carol"} {
+			b := []byte(s) // a fresh copy each time, as a JSON decode makes
+			l = append(l, auth.Followee{ID: string(b[:1]), Login: string(b[2:])})
+		}
+		return l
+	}
+	a, b := Follow(decoded(), "2"), Follow(decoded(), "")
+	if len(a) != 2 || a[0].Value() != (auth.Followee{ID: "1", Login: "alice"}) || a[1].Value() != (auth.Followee{ID: "3", Login: "carol"}) {
+		t.Fatalf("Follow(list, self 2) = %v", a)
+	}
+	if a[0] != b[0] || a[1] != b[2] {
+		t.Fatal("equal users from two lists are not one interned value")
 	}
 }

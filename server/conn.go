@@ -516,7 +516,7 @@ func (c *conn) hello(h wire.Hello) {
 		return
 	}
 	c.limiter.start(&c.n.cfg)
-	spec := actors.ConnSpec{User: id.ID, Login: id.Login, Following: withoutSelf(t.list, id.ID), GraphVersion: t.version, Hello: h, Socket: c.out}
+	spec := actors.ConnSpec{User: id.ID, Login: id.Login, Following: actors.Follow(t.list, id.ID), GraphVersion: t.version, Hello: h, Socket: c.out}
 	// The actor never needs the token: only the follow-list refreshes keep it.
 	spec.Hello.Token = ""
 	spec.HelloAt = time.Unix(0, c.lastHeard.Load()) // when the hello frame was read
@@ -527,16 +527,6 @@ func (c *conn) hello(h wire.Hello) {
 	c.mu.Unlock()
 	c.n.follows.register(id, h.Token, c.pid, t)
 	c.heard(time.Now())
-}
-
-func withoutSelf(users []auth.Followee, self string) []auth.Followee {
-	out := make([]auth.Followee, 0, len(users))
-	for _, u := range users {
-		if u.ID != self {
-			out = append(out, u)
-		}
-	}
-	return out
 }
 
 // logger names the user once known. The field is added per line, not kept: zap's With clones
