@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"cmp"
 	"hash/maphash"
 	"slices"
 	"unique"
@@ -21,7 +22,8 @@ import (
 // A view is the largest thing a connection holds once it follows people (one entry per followed
 // user, and a node holds a view per socket), so it keeps no map: the entries sit in a slice in
 // follow-list order, found through a sorted slice of (hash of the id, position), 8 bytes per
-// user. A map of entries cost about twice as much per followed user.
+// user. A map of entries cost three times as much at K = 500 (BenchmarkDeliverWideViews: 213
+// bytes per followed user, against 66 for this and 74 with the interned list).
 type View struct {
 	following []Followed
 	seen      []viewEntry    // seen[i] is what the client was last sent about following[i]
@@ -86,28 +88,14 @@ func (v *View) setFollowing(following []Followed) {
 		v.index[i] = viewKey{hash: userKey(f.Value().ID), pos: int32(i)}
 	}
 	slices.SortFunc(v.index, func(a, b viewKey) int {
-		if a.hash != b.hash {
-			if a.hash < b.hash {
-				return -1
-			}
-			return 1
-		}
-		return int(a.pos - b.pos)
+		return cmp.Or(cmp.Compare(a.hash, b.hash), cmp.Compare(a.pos, b.pos))
 	})
 }
 
 // search returns where the entries with this hash begin in the index (they are adjacent, so
 // two ids with one hash, or a list with a duplicate, are all found from there).
 func (v *View) search(hash uint32) int {
-	k, _ := slices.BinarySearchFunc(v.index, hash, func(k viewKey, h uint32) int {
-		switch {
-		case k.hash < h:
-			return -1
-		case k.hash > h:
-			return 1
-		}
-		return 0
-	})
+	k, _ := slices.BinarySearchFunc(v.index, hash, func(k viewKey, h uint32) int { return cmp.Compare(k.hash, h) })
 	return k
 }
 
