@@ -447,7 +447,8 @@ func (c *connActor) resync() error {
 
 // load reads the stored presences of the followed users in one call (nil where unknown).
 func (c *connActor) load(ctx context.Context) ([]*actorpb.PresenceUpdate, error) {
-	raw, err := c.d.Store.Presences(ctx, c.view.Following())
+	ids := c.view.Following()
+	raw, err := c.d.Store.Presences(ctx, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -458,7 +459,7 @@ func (c *connActor) load(ctx context.Context) ([]*actorpb.PresenceUpdate, error)
 		}
 		env := &actorpb.Envelope{}
 		if err := proto.Unmarshal(b, env); err != nil {
-			c.logger().Warn("stored presence does not decode; showing the user offline", zap.String("followed", c.view.Following()[i]), zap.Error(err))
+			c.logger().Warn("stored presence does not decode; showing the user offline", zap.String("followed", ids[i]), zap.Error(err))
 			continue
 		}
 		recs[i] = env.GetUpdate()
