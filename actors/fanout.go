@@ -108,9 +108,10 @@ func (f *Fanout) Deliver(user string, payload []byte) {
 }
 
 // followerSet is one user's followers on this node. Most users have a few here, so the set is
-// a slice, 8 bytes a follower (a map costs about 50, and a node holds an entry per followed
-// user per socket), until it holds manyFollowers; then a map, so that a user followed by
-// thousands on this node is still added to and removed from in constant time.
+// a slice, 8 bytes a follower (a map takes a 24-byte slot for each, plus its table's spare
+// slots, and a node holds an entry per followed user per socket), until it holds
+// manyFollowers; then a map, so that a user followed by thousands on this node is still added
+// to and removed from in constant time.
 type followerSet struct {
 	few  []*actor.PID
 	many map[string]*actor.PID // connection actor id → pid; nil while few holds the set

@@ -45,7 +45,7 @@ type viewKey struct {
 
 // Followed is a user in a follow list, interned node-wide: one copy of each user's id and login
 // however many sockets follow them, and 8 bytes per entry of a list (an auth.Followee is 32, and
-// a list decoded from the store or GitHub brings its own strings: about 30 more per entry).
+// a list decoded from the store or GitHub brings two strings of its own per entry).
 type Followed = unique.Handle[auth.Followee]
 
 // Follow turns a user's follow list into the form connection actors keep: self left out
