@@ -29,6 +29,7 @@ type View struct {
 	seen      []viewEntry    // seen[i] is what the client was last sent about following[i]
 	index     []viewKey      // one per user, sorted by hash
 	renamed   map[int]string // position → login the client knows, where not following[i].Login; nil until a rename
+	synced    bool           // Sync ran for this list: until then no update applies (the sync covers them)
 }
 
 type viewEntry struct {
@@ -77,7 +78,7 @@ func NewView(following []Followed) *View {
 }
 
 func (v *View) setFollowing(following []Followed) {
-	v.following, v.renamed = following, nil
+	v.following, v.renamed, v.synced = following, nil, false
 	v.seen, v.index = nil, nil // someone who follows nobody holds no slices
 	if len(following) == 0 {
 		return
@@ -178,6 +179,7 @@ func (v *View) Sync(records []*actorpb.PresenceUpdate, visible Visible) wire.Syn
 		v.setLogin(i, login)
 		v.seen[i] = viewEntry{presence: shown(rec, visible), version: rec.GetVersion()}
 	}
+	v.synced = true
 	return v.snapshot()
 }
 
@@ -213,10 +215,14 @@ type viewStep struct {
 }
 
 // advance records a published presence newer than what the view holds; false when the view does
-// not follow the user or already has that version. hash is userKey(up.GetUser()).
+// not follow the user, already has that version, or has had no sync yet. hash is
+// userKey(up.GetUser()).
 func (v *View) advance(up *actorpb.PresenceUpdate, hash uint32, visible Visible) (viewStep, bool) {
 	var step viewStep
 	found := false
+	if !v.synced {
+		return step, false
+	}
 	id := up.GetUser()
 	for k := v.search(hash); k < len(v.index) && v.index[k].hash == hash; k++ {
 		i := int(v.index[k].pos)

@@ -134,3 +134,21 @@ func TestFollowInterns(t *testing.T) {
 		t.Fatal("equal users from two lists are not one interned value")
 	}
 }
+
+// TestViewAppliesNothingBeforeItsSync: until a view's sync is built (first, and again after
+// its follow list changes) an update has nothing to move from, so none is applied: the sync
+// covers it.
+func TestViewAppliesNothingBeforeItsSync(t *testing.T) {
+	v := NewView(Follow([]auth.Followee{{ID: "1", Login: "alice"}}, ""))
+	if f, ok := v.Apply(upd("1", 1, "", false, wire.Coding), nil); ok {
+		t.Fatalf("applied before the sync: %+v", f)
+	}
+	v.Sync(nil, nil)
+	if _, ok := v.Apply(upd("1", 1, "", false, wire.Coding), nil); !ok {
+		t.Fatal("not applied after the sync")
+	}
+	v.SetFollowing(Follow([]auth.Followee{{ID: "1", Login: "alice"}, {ID: "2", Login: "bob"}}, ""))
+	if f, _, ok := v.Deliver(NewDelivery(upd("2", 1, "", false, wire.Coding)), nil); ok {
+		t.Fatalf("applied after a new list, before its sync: %q", f)
+	}
+}
