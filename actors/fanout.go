@@ -172,6 +172,7 @@ func (s *followerSet) len() int {
 type Delivery struct {
 	Update *actorpb.PresenceUpdate // read-only: shared by every follower
 	key    uint32                  // userKey(Update.User), hashed once for every view
+	shown  shownPresence           // shownToAll(Update), interned once for every view
 
 	mu     sync.Mutex
 	frames []sharedFrame // a handful at most: one per distinct previous state seen
@@ -186,7 +187,7 @@ type sharedFrame struct {
 
 // NewDelivery wraps one published change for the node's followers of its user.
 func NewDelivery(up *actorpb.PresenceUpdate) *Delivery {
-	return &Delivery{Update: up, key: userKey(up.GetUser())}
+	return &Delivery{Update: up, key: userKey(up.GetUser()), shown: shownToAll(up)}
 }
 
 // frame returns the encoded frame that moves a follower from prev to next of the user shown as

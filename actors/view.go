@@ -33,9 +33,17 @@ type View struct {
 }
 
 type viewEntry struct {
-	presence wire.Presence
+	presence shownPresence
 	version  uint64
 }
+
+// shownPresence is a presence as views show it, interned node-wide: at any moment a followed user
+// is shown in one or two ways (as they are, or hidden) to all their followers on the node, so a
+// view keeps 8 bytes per user instead of a 48-byte wire.Presence with its two strings.
+type shownPresence = unique.Handle[wire.Presence]
+
+// offlineNoTS is how a view shows a user it has never seen, or one it may not see.
+var offlineNoTS = unique.Make(wire.Presence{State: wire.StateOffline})
 
 // viewKey finds a followed user's entry: the low 32 bits of the hash of their id, and their
 // position in following. Two ids with one hash are told apart by the id itself.
@@ -84,6 +92,9 @@ func (v *View) setFollowing(following []Followed) {
 		return
 	}
 	v.seen = make([]viewEntry, len(following))
+	for i := range v.seen {
+		v.seen[i].presence = offlineNoTS // a zero handle has no value to read
+	}
 	v.index = make([]viewKey, len(following))
 	for i, f := range following {
 		v.index[i] = viewKey{hash: userKey(f.Value().ID), pos: int32(i)}
@@ -164,6 +175,9 @@ func shown(rec *actorpb.PresenceUpdate, visible Visible) wire.Presence {
 	return p
 }
 
+// shownToAll is a published presence as shown to the views that may see it, interned.
+func shownToAll(up *actorpb.PresenceUpdate) shownPresence { return unique.Make(shown(up, nil)) }
+
 // Sync builds the full sync from the stored presences (records[i] is Following()[i]'s, nil when
 // never seen) and makes it the view.
 func (v *View) Sync(records []*actorpb.PresenceUpdate, visible Visible) wire.Sync {
@@ -177,7 +191,7 @@ func (v *View) Sync(records []*actorpb.PresenceUpdate, visible Visible) wire.Syn
 			login = l // the user's own latest hello knows a rename before our copy of the list does
 		}
 		v.setLogin(i, login)
-		v.seen[i] = viewEntry{presence: shown(rec, visible), version: rec.GetVersion()}
+		v.seen[i] = viewEntry{presence: unique.Make(shown(rec, visible)), version: rec.GetVersion()}
 	}
 	v.synced = true
 	return v.snapshot()
@@ -187,7 +201,7 @@ func (v *View) Sync(records []*actorpb.PresenceUpdate, visible Visible) wire.Syn
 func (v *View) snapshot() wire.Sync {
 	s := wire.Sync{Users: make([]wire.SyncUser, len(v.following))}
 	for i := range v.following {
-		s.Users[i] = wire.SyncUser{Username: v.login(i), Presence: v.seen[i].presence}
+		s.Users[i] = wire.SyncUser{Username: v.login(i), Presence: v.seen[i].presence.Value()}
 	}
 	return s
 }
@@ -196,7 +210,7 @@ func (v *View) snapshot() wire.Sync {
 // shared with the other followers who saw the same previous state (see Delivery), with its
 // type ("u", "o", "x"). A rename still answers with a whole new sync, encoded for this view alone.
 func (v *View) Deliver(d *Delivery, visible Visible) (frame []byte, typ string, ok bool) {
-	step, ok := v.advance(d.Update, d.key, visible)
+	step, ok := v.advance(d.Update, d.key, d.shown, visible)
 	if !ok {
 		return nil, "", false
 	}
@@ -216,8 +230,8 @@ type viewStep struct {
 
 // advance records a published presence newer than what the view holds; false when the view does
 // not follow the user, already has that version, or has had no sync yet. hash is
-// userKey(up.GetUser()).
-func (v *View) advance(up *actorpb.PresenceUpdate, hash uint32, visible Visible) (viewStep, bool) {
+// userKey(up.GetUser()) and all is the update as shown to those who may see it (shownToAll).
+func (v *View) advance(up *actorpb.PresenceUpdate, hash uint32, all shownPresence, visible Visible) (viewStep, bool) {
 	var step viewStep
 	found := false
 	if !v.synced {
@@ -229,12 +243,16 @@ func (v *View) advance(up *actorpb.PresenceUpdate, hash uint32, visible Visible)
 		if v.following[i].Value().ID != id || up.GetVersion() <= v.seen[i].version {
 			continue
 		}
-		step = viewStep{prev: v.seen[i].presence, next: shown(up, visible), login: v.login(i)}
+		next := all
+		if visible != nil && !visible(up) {
+			next = offlineNoTS
+		}
+		step = viewStep{prev: v.seen[i].presence.Value(), next: next.Value(), login: v.login(i)}
 		if l := up.GetLogin(); l != "" && l != step.login {
 			v.setLogin(i, l)
 			step.login, step.renamed = l, true
 		}
-		v.seen[i] = viewEntry{presence: step.next, version: up.GetVersion()}
+		v.seen[i] = viewEntry{presence: next, version: up.GetVersion()}
 		found = true
 	}
 	return step, found
@@ -245,7 +263,7 @@ func (v *View) advance(up *actorpb.PresenceUpdate, hash uint32, visible Visible)
 // and so is anything about a user the view does not follow. A new login (a rename) changes the
 // key the client knows the user by, so it is answered with a whole new sync.
 func (v *View) Apply(up *actorpb.PresenceUpdate, visible Visible) (wire.Frame, bool) {
-	step, ok := v.advance(up, userKey(up.GetUser()), visible)
+	step, ok := v.advance(up, userKey(up.GetUser()), shownToAll(up), visible)
 	if !ok {
 		return nil, false
 	}

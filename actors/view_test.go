@@ -81,11 +81,13 @@ func TestViewTellsApartIDsWithOneHash(t *testing.T) {
 	}
 	slices.SortFunc(v.index, func(a, b viewKey) int { return int(a.pos - b.pos) })
 	v.Sync(nil, nil)
-	_, ok := v.advance(upd("2", 1, "", false, wire.Coding), 7, nil)
-	if !ok || v.seen[1].presence != on(wire.Coding, "", "") || v.seen[0].version != 0 || v.seen[3].version != 0 {
+	bob := upd("2", 1, "", false, wire.Coding)
+	_, ok := v.advance(bob, 7, shownToAll(bob), nil)
+	if !ok || v.seen[1].presence.Value() != on(wire.Coding, "", "") || v.seen[0].version != 0 || v.seen[3].version != 0 {
 		t.Fatalf("bob's update landed elsewhere: %+v", v.seen)
 	}
-	if _, ok := v.advance(upd("4", 1, "", false, wire.Coding), 7, nil); ok {
+	dan := upd("4", 1, "", false, wire.Coding)
+	if _, ok := v.advance(dan, 7, shownToAll(dan), nil); ok {
 		t.Fatal("a user the view does not follow, with a colliding hash, was applied")
 	}
 	d := NewDelivery(upd("1", 1, "", false, wire.Debugging))
