@@ -162,21 +162,21 @@ func (v *View) SetFollowing(following []Followed) (added, removed []string) {
 	return added, removed
 }
 
-// shown is what this view may show of a published presence: hidden users read as offline with
-// no last seen, and online users carry no ts.
-func shown(rec *actorpb.PresenceUpdate, visible Visible) wire.Presence {
-	if rec != nil && visible != nil && !visible(rec) {
-		return wire.Presence{State: wire.StateOffline}
-	}
-	p := PresenceFromPB(rec)
+// hidden reports whether a view whose user may see what visible allows must show up as offline
+// with no last seen: nothing about that user leaks.
+func hidden(up *actorpb.PresenceUpdate, visible Visible) bool {
+	return up != nil && visible != nil && !visible(up)
+}
+
+// shownToAll is a published presence as shown to the views that may see it, interned: online
+// users carry no ts.
+func shownToAll(up *actorpb.PresenceUpdate) shownPresence {
+	p := PresenceFromPB(up)
 	if p.State != wire.StateOffline {
 		p.TS = 0
 	}
-	return p
+	return unique.Make(p)
 }
-
-// shownToAll is a published presence as shown to the views that may see it, interned.
-func shownToAll(up *actorpb.PresenceUpdate) shownPresence { return unique.Make(shown(up, nil)) }
 
 // Sync builds the full sync from the stored presences (records[i] is Following()[i]'s, nil when
 // never seen) and makes it the view.
@@ -191,7 +191,11 @@ func (v *View) Sync(records []*actorpb.PresenceUpdate, visible Visible) wire.Syn
 			login = l // the user's own latest hello knows a rename before our copy of the list does
 		}
 		v.setLogin(i, login)
-		v.seen[i] = viewEntry{presence: unique.Make(shown(rec, visible)), version: rec.GetVersion()}
+		p := offlineNoTS
+		if !hidden(rec, visible) {
+			p = shownToAll(rec)
+		}
+		v.seen[i] = viewEntry{presence: p, version: rec.GetVersion()}
 	}
 	v.synced = true
 	return v.snapshot()
@@ -244,7 +248,7 @@ func (v *View) advance(up *actorpb.PresenceUpdate, hash uint32, all shownPresenc
 			continue
 		}
 		next := all
-		if visible != nil && !visible(up) {
+		if hidden(up, visible) {
 			next = offlineNoTS
 		}
 		step = viewStep{prev: v.seen[i].presence.Value(), next: next.Value(), login: v.login(i)}
