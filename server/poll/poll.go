@@ -14,11 +14,16 @@
 //	... peer closes ...           // onEvent(Hangup|maybe Readable)
 //	p.Remove(d); conn.Close()     // Remove first: see Remove
 //
-// The socket is not duplicated: the Poller watches the net.Conn's own file descriptor, reached
-// through syscall.RawConn.Control, and keeps the net.Conn referenced so the runtime cannot
-// close it behind the Poller's back. The Go runtime keeps that descriptor non-blocking and in its
-// own netpoller too, so reading through the net.Conn after a Readable event returns at once; if
-// it ever had to wait it would park the reading goroutine in the runtime, never the wait loop.
+// Add watches a net.Conn's own file descriptor, reached through syscall.RawConn.Control, and
+// keeps the net.Conn referenced so the runtime cannot close it behind the Poller's back. The Go
+// runtime keeps that descriptor non-blocking and in its own netpoller too, so reading through
+// the net.Conn after a Readable event returns at once; if it ever had to wait it would park the
+// reading goroutine in the runtime, never the wait loop.
+//
+// AddFD watches a descriptor its caller owns (an FD: presenced's server detaches a socket from
+// its net.TCPConn, whose runtime poll descriptor alone costs 512 bytes), for Readable or, for a
+// writer waiting on a full socket, Writable. The owner then does its own waiting through the
+// Poller, and keeps the descriptor open until Remove returns.
 package poll
 
 import (
@@ -37,6 +42,9 @@ const (
 	// Hangup means the peer shut down its side (EPOLLRDHUP), or the socket hung up or failed
 	// (EPOLLHUP, EPOLLERR). Read what is left, then Remove and close.
 	Hangup
+	// Writable means the socket's send buffer has room again (AddFD with Writable only: a
+	// writer waiting for a full socket).
+	Writable
 )
 
 func (e Event) String() string {
@@ -46,6 +54,9 @@ func (e Event) String() string {
 	}
 	if e&Hangup != 0 {
 		parts = append(parts, "Hangup")
+	}
+	if e&Writable != 0 {
+		parts = append(parts, "Writable")
 	}
 	if len(parts) == 0 {
 		return "0"
@@ -62,6 +73,13 @@ var (
 	// register the underlying *net.TCPConn instead).
 	ErrNotSyscallConn = errors.New("poll: conn has no SyscallConn")
 )
+
+// FD is a descriptor that its owner keeps open while Control runs: Control calls f with the
+// descriptor, or returns an error wrapping net.ErrClosed once it is closed, so a closed
+// number that another socket reuses is never touched. syscall.RawConn is an FD.
+type FD interface {
+	Control(f func(fd uintptr)) error
+}
 
 const (
 	// queuePerWorker sizes the bounded queue between the wait loop and the workers. When it is

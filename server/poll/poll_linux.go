@@ -14,9 +14,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// armed is what a registered socket waits for: level triggered, disarmed after one event.
-// EPOLLHUP and EPOLLERR are always reported by the kernel.
-const armed = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
+// armedRead and armedWrite are what a registered socket waits for: level triggered, disarmed
+// after one event. EPOLLHUP and EPOLLERR are always reported by the kernel.
+const (
+	armedRead  = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
+	armedWrite = unix.EPOLLOUT | unix.EPOLLONESHOT
+)
 
 // testHookQueued, when a test sets it before New, is called by the wait loop after it queued an
 // event for d.
@@ -52,12 +55,13 @@ type Poller struct {
 // Desc is one registered socket. It is created by Add and used for Resume and Remove.
 type Desc struct {
 	id      uint64
-	conn    net.Conn // held so that nothing closes the fd while it is registered
-	rc      syscall.RawConn
+	conn    net.Conn // Add: held so that nothing closes the fd while it is registered
+	fd      FD
 	onEvent func(Event)
 
 	mu      sync.Mutex // guards removed and orders Resume against Remove
 	removed bool
+	events  uint32 // armedRead or armedWrite
 }
 
 type dispatch struct {
@@ -125,8 +129,26 @@ func (p *Poller) Add(c net.Conn, onEvent func(Event)) (*Desc, error) {
 	if err != nil {
 		return nil, fmt.Errorf("poll: add: %w", err)
 	}
-	d := &Desc{conn: c, rc: rc, onEvent: onEvent}
+	return p.add(&Desc{conn: c, fd: rc, onEvent: onEvent, events: armedRead})
+}
 
+// AddFD registers a descriptor that the caller owns, armed for want: Readable (with Hangup), as
+// Add does, or Writable (a writer waiting for room; Hangup also ends the wait). Events, Resume
+// and the callback's rules are those of Add. The owner must keep fd open until Remove returns:
+// Control refusing once it is closed is what keeps Resume and Remove off a reused number.
+func (p *Poller) AddFD(fd FD, want Event, onEvent func(Event)) (*Desc, error) {
+	d := &Desc{fd: fd, onEvent: onEvent, events: armedRead}
+	switch want {
+	case Readable:
+	case Writable:
+		d.events = armedWrite
+	default:
+		return nil, fmt.Errorf("poll: add: want Readable or Writable, not %v", want)
+	}
+	return p.add(d)
+}
+
+func (p *Poller) add(d *Desc) (*Desc, error) {
 	p.life.RLock()
 	defer p.life.RUnlock()
 	if p.closed {
@@ -185,7 +207,7 @@ func (p *Poller) Remove(d *Desc) error {
 	d.removed = true
 	p.forget(d)
 	// Let go of the conn and of whatever the callback holds once deregistered.
-	defer func() { d.conn, d.rc, d.onEvent = nil, nil, nil }()
+	defer func() { d.conn, d.fd, d.onEvent = nil, nil, nil }()
 	p.life.RLock()
 	defer p.life.RUnlock()
 	if p.closed {
@@ -224,13 +246,13 @@ func (p *Poller) Close() error {
 	return p.err
 }
 
-// ctl runs epoll_ctl on d's fd through RawConn.Control, which keeps the fd from being closed
-// for the duration. The caller holds p.life.RLock and has checked p.closed.
+// ctl runs epoll_ctl on d's fd through Control, which keeps the fd from being closed for the
+// duration. The caller holds p.life.RLock and has checked p.closed.
 func (p *Poller) ctl(d *Desc, op int) error {
-	ev := unix.EpollEvent{Events: armed}
+	ev := unix.EpollEvent{Events: d.events}
 	setID(&ev, d.id)
 	var opErr error
-	if err := d.rc.Control(func(fd uintptr) { opErr = unix.EpollCtl(p.epfd, op, int(fd), &ev) }); err != nil {
+	if err := d.fd.Control(func(fd uintptr) { opErr = unix.EpollCtl(p.epfd, op, int(fd), &ev) }); err != nil {
 		return err
 	}
 	return opErr
@@ -313,6 +335,9 @@ func toEvent(e uint32) Event {
 	}
 	if e&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 		ev |= Hangup
+	}
+	if e&unix.EPOLLOUT != 0 {
+		ev |= Writable
 	}
 	return ev
 }

@@ -20,6 +20,9 @@ func New(workers int) (*Poller, error) { return nil, errors.ErrUnsupported }
 func (p *Poller) Add(c net.Conn, onEvent func(Event)) (*Desc, error) {
 	return nil, errors.ErrUnsupported
 }
+func (p *Poller) AddFD(fd FD, want Event, onEvent func(Event)) (*Desc, error) {
+	return nil, errors.ErrUnsupported
+}
 func (p *Poller) Resume(d *Desc) error { return errors.ErrUnsupported }
 func (p *Poller) Remove(d *Desc) error { return errors.ErrUnsupported }
 func (p *Poller) Close() error         { return nil }

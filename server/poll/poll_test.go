@@ -578,7 +578,7 @@ func TestCloseJoinsEverything(t *testing.T) {
 
 func TestEventString(t *testing.T) {
 	for ev, want := range map[poll.Event]string{
-		0: "0", poll.Readable: "Readable", poll.Hangup: "Hangup", poll.Readable | poll.Hangup: "Readable|Hangup",
+		0: "0", poll.Readable: "Readable", poll.Hangup: "Hangup", poll.Readable | poll.Hangup: "Readable|Hangup", poll.Writable | poll.Hangup: "Hangup|Writable",
 	} {
 		if got := ev.String(); got != want {
 			t.Errorf("%d: %q, want %q", ev, got, want)
@@ -597,4 +597,62 @@ func fdOf(t testing.TB, c *net.TCPConn) int {
 		t.Fatal(err)
 	}
 	return fd
+}
+
+// TestWritableWhenRoomAgain: a full socket registered with AddFD for Writable gets no event
+// while its peer reads nothing (the barrier above: a ready socket is queued by EPOLL_CTL_ADD
+// itself, before B's data), and gets Writable once the peer drains it. AddFD takes only
+// Readable or Writable.
+func TestWritableWhenRoomAgain(t *testing.T) {
+	p := newPoller(t, 1)
+	ln := listen(t)
+	a, b := dial(t, ln), dial(t, ln)
+	rc, err := a.server.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	filled := 0
+	chunk := make([]byte, 64<<10)
+	if err := rc.Control(func(fd uintptr) {
+		for {
+			n, err := unix.Write(int(fd), chunk)
+			if n > 0 {
+				filled += n
+			}
+			if err != nil {
+				return
+			}
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if filled == 0 {
+		t.Fatal("nothing was written")
+	}
+	if _, err := p.AddFD(rc, poll.Hangup, func(poll.Event) {}); err == nil {
+		t.Fatal("AddFD took Hangup as what to wait for")
+	}
+	events := make(chan poll.Event, 4)
+	if _, err := p.AddFD(rc, poll.Writable, func(ev poll.Event) { events <- ev }); err != nil {
+		t.Fatal(err)
+	}
+	wb := watch(t, p, b.server)
+	if _, err := b.client.Write([]byte("B")); err != nil {
+		t.Fatal(err)
+	}
+	next(t, wb)
+	select {
+	case ev := <-events:
+		t.Fatalf("a full socket reported %v", ev)
+	default:
+	}
+	go func() { _, _ = io.CopyN(io.Discard, a.client, int64(filled)) }()
+	select {
+	case ev := <-events:
+		if ev != poll.Writable {
+			t.Fatalf("event %v, want Writable", ev)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no Writable event after the peer drained the socket")
+	}
 }
