@@ -5,17 +5,19 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/gobwas/ws"
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 
 	"github.com/presenced/presenced/actors"
 	"github.com/presenced/presenced/auth"
@@ -25,10 +27,12 @@ import (
 
 // conn is one socket. Two ways to read it:
 //
-//   - polled (a TCP socket on Linux): after the upgrade no goroutine waits on the socket. The
-//     node's epoll poller reports it readable; a short-lived goroutine reads the frames that are
-//     there (with pooled buffers, a frame must arrive whole within FrameTimeout) and re-arms it.
-//     A per-socket timer enforces the hello timeout, pings, dead peers and the close grace.
+//   - polled (a TCP socket on Linux): after the upgrade the socket is detached from its
+//     net.TCPConn (sock) and no goroutine waits on it. The node's epoll poller reports it
+//     readable; a short-lived goroutine reads the frames that are there (with pooled buffers, a
+//     frame must arrive whole within FrameTimeout: the goroutine waits for the rest through the
+//     poller) and re-arms it. The socket's clock enforces the hello timeout, pings, dead peers
+//     and the close grace.
 //   - a reader goroutine (in-memory pipes in tests, or where epoll is missing): it blocks in
 //     reads with deadlines, as the timer does for the polled way.
 //
@@ -36,7 +40,8 @@ import (
 // finish runs once, when the socket is done.
 type conn struct {
 	n   *Node
-	nc  net.Conn
+	nc  net.Conn // until detached (then nil: sk); guarded by mu once served
+	sk  *sock    // a polled socket's descriptor, set under mu before the poller has it
 	out *outbox
 
 	pid       *actor.PID // the connection actor, after a good hello
@@ -48,6 +53,7 @@ type conn struct {
 	desc      *poll.Desc   // nil when a goroutine reads
 	startNs   int64        // unix ns when serve began (the hello timeout counts from it)
 	lastHeard atomic.Int64 // unix ns of the last frame heard
+	readDL    int64        // polled: unix ns by which a read must be done (held with rmu)
 	// polled is set before the socket is handed to the poller and read by readers. It sits by
 	// the mutexes, which align to 4 bytes, so it takes no word of its own (352-byte class).
 	polled bool
@@ -55,6 +61,7 @@ type conn struct {
 	rmu sync.Mutex // held while reading: successive read goroutines of a polled socket
 
 	mu        sync.Mutex      // guards the fields below (and pid for the clock)
+	waiter    chan struct{}   // polled: a reader waiting for the rest of a frame (awaitReadable)
 	clock     actors.Deadline // on the node's Deadlines: no timer of its own
 	nextPing  time.Time
 	closedAt  time.Time // when our close frame went out (polled: the grace starts)
@@ -115,26 +122,29 @@ func (c *conn) serve() {
 	c.clock.Reset(c.nextPing)
 	c.mu.Unlock()
 	if p := c.n.pollerFor(c.nc); p != nil {
-		if sc, ok := c.nc.(syscall.Conn); ok {
-			if rc, err := sc.SyscallConn(); err == nil {
-				c.out.useFlusher(c.n.flusher.shard(), rc)
-			}
-		}
-		// c.mu is held across Add: the first event may come before Add returns, and readable
-		// reads c.desc under c.mu.
+		// c.mu is held across the detach (Shutdown closes whichever socket c holds) and across
+		// Add: the first event may come before Add returns, and readable reads c.desc under c.mu.
 		c.mu.Lock()
-		c.polled = true
-		desc, err := p.Add(c.nc, c.onEvent)
-		if err == nil {
+		sk, err := detach(c.nc)
+		if err != nil {
+			c.mu.Unlock()
+			c.logger().Warn("socket cannot be detached; reading it with a goroutine", zap.Error(err))
+		} else {
+			c.nc, c.sk = nil, sk
+			c.out.useFlusher(c.n.flusher.shard(), sk)
+			c.polled = true
+			desc, err := p.AddFD(sk, poll.Readable, c.onEvent)
+			if err != nil {
+				c.mu.Unlock()
+				// The TCPConn is gone: there is no goroutine way back.
+				c.logger().Warn("socket cannot be polled; closing it", zap.Error(err))
+				c.finish()
+				return
+			}
 			c.desc = desc
 			c.armLocked()
 			c.mu.Unlock()
 			return // the poller has it now
-		}
-		c.polled = false
-		c.mu.Unlock()
-		if !errors.Is(err, poll.ErrNotSyscallConn) {
-			c.logger().Warn("socket cannot be polled; reading it with a goroutine", zap.Error(err))
 		}
 	}
 	br := bufio.NewReaderSize(c.nc, 512)
@@ -143,9 +153,96 @@ func (c *conn) serve() {
 	c.finish()
 }
 
-// onEvent runs on a poller worker: the socket has something to read (or hung up). Reading may
-// wait for the rest of a frame, so it happens on its own short-lived goroutine.
-func (c *conn) onEvent(poll.Event) { go c.readable() }
+// onEvent runs on a poller worker: the socket has something to read (or hung up). A reader
+// waiting for the rest of a frame is woken; otherwise reading (which may wait like that) happens
+// on a short-lived goroutine of its own.
+func (c *conn) onEvent(poll.Event) {
+	c.mu.Lock()
+	w := c.waiter
+	c.waiter = nil
+	c.mu.Unlock()
+	if w != nil {
+		w <- struct{}{} // cap 1, and only the one who cleared waiter sends
+		return
+	}
+	go c.readable()
+}
+
+// Read reads a polled socket for bufio: what is there, or, when nothing is, what comes before
+// readDL (then os.ErrDeadlineExceeded, a net.Error that times out, as a net.Conn's deadline).
+func (c *conn) Read(p []byte) (int, error) {
+	for {
+		n, err := c.sk.read(p)
+		if err != unix.EAGAIN {
+			return n, err
+		}
+		if err := c.awaitReadable(); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// awaitReadable re-arms the socket and waits for its event, or readDL. It holds the descriptor
+// meanwhile: a close then shuts the socket down, which is an event, instead of closing the
+// number under the poller.
+func (c *conn) awaitReadable() error {
+	if _, ok := c.sk.acquire(); !ok {
+		return net.ErrClosed
+	}
+	defer c.sk.release()
+	wait := time.Until(time.Unix(0, c.readDL))
+	if wait <= 0 {
+		return os.ErrDeadlineExceeded
+	}
+	ch := make(chan struct{}, 1)
+	c.mu.Lock()
+	c.waiter = ch
+	desc := c.desc
+	c.mu.Unlock()
+	if err := c.n.poller.Resume(desc); err != nil {
+		c.dropWaiter(ch)
+		return fmt.Errorf("server: socket finished: %w", net.ErrClosed)
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ch:
+		return nil
+	case <-t.C:
+		c.dropWaiter(ch)
+		return os.ErrDeadlineExceeded
+	}
+}
+
+func (c *conn) dropWaiter(ch chan struct{}) {
+	c.mu.Lock()
+	if c.waiter == ch {
+		c.waiter = nil
+	}
+	c.mu.Unlock()
+}
+
+// setReadDeadline bounds the reads that follow, on either kind of socket.
+func (c *conn) setReadDeadline(t time.Time) {
+	if c.sk != nil {
+		c.readDL = t.UnixNano()
+		return
+	}
+	_ = c.nc.SetReadDeadline(t)
+}
+
+// closeSocket closes whichever socket c holds. Any goroutine, any number of times.
+func (c *conn) closeSocket() {
+	c.mu.Lock()
+	sk, nc := c.sk, c.nc
+	c.mu.Unlock()
+	switch {
+	case sk != nil:
+		sk.close()
+	case nc != nil:
+		_ = nc.Close()
+	}
+}
 
 // readable reads every frame that is there, then re-arms the socket. A frame that has begun
 // must complete within FrameTimeout (before hello: within the hello timeout).
@@ -153,7 +250,7 @@ func (c *conn) readable() {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
 	br := readers.Get().(*bufio.Reader)
-	br.Reset(c.nc)
+	br.Reset(c)
 	deadline := time.Now().Add(c.n.cfg.FrameTimeout)
 	if c.pid == nil {
 		deadline = minTime(deadline, c.helloDue())
@@ -161,7 +258,7 @@ func (c *conn) readable() {
 	if c.out.Closing() {
 		deadline = minTime(deadline, time.Now().Add(c.n.cfg.CloseGrace))
 	}
-	_ = c.nc.SetReadDeadline(deadline)
+	c.readDL = deadline.UnixNano()
 	alive := true
 	for alive {
 		alive = c.readFrame(br)
@@ -262,7 +359,9 @@ func (c *conn) closeSent() {
 	defer c.mu.Unlock()
 	c.closedAt = time.Now()
 	if c.desc == nil {
-		_ = c.nc.SetReadDeadline(c.closedAt.Add(c.n.cfg.CloseGrace))
+		if c.nc != nil { // nil: the socket could not be polled after its detach, and is done
+			_ = c.nc.SetReadDeadline(c.closedAt.Add(c.n.cfg.CloseGrace))
+		}
 		return
 	}
 	if !c.finishing {
@@ -279,7 +378,7 @@ func (c *conn) writeFailed() {
 		go c.finish() // not on this goroutine: finish waits for the writer to return
 		return
 	}
-	_ = c.nc.Close() // the reader sees the error and finishes
+	c.closeSocket() // the reader sees the error and finishes
 }
 
 // heard records a frame from the client; after hello, silence for DeadAfter is a drop.
@@ -290,7 +389,7 @@ func (c *conn) heard(now time.Time) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.desc == nil && c.closedAt.IsZero() {
+	if c.desc == nil && c.nc != nil && c.closedAt.IsZero() {
 		_ = c.nc.SetReadDeadline(now.Add(c.n.cfg.DeadAfter))
 	}
 }
@@ -310,6 +409,15 @@ func (c *conn) finish() {
 	c.mu.Unlock()
 	if desc != nil {
 		_ = c.n.poller.Remove(desc)
+		// A reader waiting for the rest of a frame gets no event now: wake it, it fails to
+		// re-arm and returns.
+		c.mu.Lock()
+		w := c.waiter
+		c.waiter = nil
+		c.mu.Unlock()
+		if w != nil {
+			w <- struct{}{}
+		}
 	}
 	if c.pid != nil {
 		c.n.system.Root.Send(c.pid, actors.SocketClosed{LastHeard: time.Unix(0, c.lastHeard.Load())})
@@ -329,7 +437,7 @@ func (c *conn) finish() {
 		}
 	}
 	c.out.Stop()
-	_ = c.nc.Close()
+	c.closeSocket()
 	c.n.cfg.Metrics.ConnClosed(c.out.closeInfo())
 	c.n.connDone(c)
 }
@@ -420,7 +528,7 @@ func (c *conn) readFailed(br *bufio.Reader, err error) {
 // awaitClose waits (within the close grace) for the client's answer to our close, so it reads
 // our close frame instead of a reset.
 func (c *conn) awaitClose(br *bufio.Reader) {
-	_ = c.nc.SetReadDeadline(time.Now().Add(c.n.cfg.CloseGrace + c.n.cfg.WriteTimeout))
+	c.setReadDeadline(time.Now().Add(c.n.cfg.CloseGrace + c.n.cfg.WriteTimeout))
 	for c.readFrame(br) {
 	}
 }

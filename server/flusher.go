@@ -2,10 +2,14 @@ package server
 
 import (
 	"errors"
+	"fmt"
+	"net"
+	"os"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
+
+	"github.com/presenced/presenced/server/poll"
 )
 
 // flusher writes the text frames of polled sockets without a goroutine per write. It has one
@@ -26,6 +30,7 @@ type flusher struct {
 
 type flushShard struct {
 	delay time.Duration
+	wp    *poll.Poller // waits for full sockets to take more (nil: they cannot wait)
 
 	mu    sync.Mutex
 	dirty []*outbox // sockets with frames waiting for this shard's next round
@@ -38,11 +43,11 @@ type flushShard struct {
 	wrote func(*outbox) // tests only: runs on the shard goroutine after each socket's write
 }
 
-// newFlusher starts shards goroutines; close stops them.
-func newFlusher(shards int, delay time.Duration) *flusher {
+// newFlusher starts shards goroutines; close stops them. Writers wait for full sockets on wp.
+func newFlusher(shards int, delay time.Duration, wp *poll.Poller) *flusher {
 	f := &flusher{}
 	for range max(shards, 1) {
-		s := &flushShard{delay: delay, wake: make(chan struct{}, 1), done: make(chan struct{})}
+		s := &flushShard{delay: delay, wp: wp, wake: make(chan struct{}, 1), done: make(chan struct{})}
 		f.shards = append(f.shards, s)
 		f.wg.Add(1)
 		go func() {
@@ -132,32 +137,54 @@ func (s *flushShard) round() (more bool) {
 	return more
 }
 
-// rawWrite writes b with non-blocking write(2) calls on the socket's own descriptor and returns
-// how much went out; a full kernel buffer (EAGAIN) is not an error: n < len(b) says the rest
-// must wait for a writer that may block.
-func rawWrite(rc syscall.RawConn, b []byte) (int, error) {
-	n := 0
-	var werr error
-	err := rc.Write(func(fd uintptr) bool {
-		for n < len(b) {
-			m, e := syscall.Write(int(fd), b[n:])
-			if m > 0 {
-				n += m
-			}
-			switch {
-			case e == nil:
-			case errors.Is(e, syscall.EINTR):
-			case errors.Is(e, syscall.EAGAIN):
-				return true
-			default:
-				werr = e
-				return true
-			}
+// writeAll writes b to sk by WriteTimeout's deadline: what the socket does not take at once
+// waits for room through the node's write poller (one registration per wait: only a full
+// socket waits). It holds the descriptor while it waits, so a close shuts the socket down,
+// which ends the wait, instead of closing the number under the poller.
+func (s *flushShard) writeAll(sk *sock, b []byte, deadline time.Time) error {
+	for {
+		n, err := sk.write(b)
+		if err != nil {
+			return err
 		}
-		return true
+		if b = b[n:]; len(b) == 0 {
+			return nil
+		}
+		if err := s.awaitWritable(sk, deadline); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *flushShard) awaitWritable(sk *sock, deadline time.Time) error {
+	if s.wp == nil {
+		return errors.New("server: the socket is full and no poller can wait for it")
+	}
+	if _, ok := sk.acquire(); !ok {
+		return net.ErrClosed
+	}
+	defer sk.release()
+	wait := time.Until(deadline)
+	if wait <= 0 {
+		return os.ErrDeadlineExceeded
+	}
+	ready := make(chan struct{}, 1)
+	d, err := s.wp.AddFD(sk, poll.Writable, func(poll.Event) {
+		select {
+		case ready <- struct{}{}:
+		default:
+		}
 	})
 	if err != nil {
-		return n, err
+		return fmt.Errorf("server: wait for a full socket: %w", err)
 	}
-	return n, werr
+	defer func() { _ = s.wp.Remove(d) }()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ready:
+		return nil
+	case <-t.C:
+		return os.ErrDeadlineExceeded
+	}
 }

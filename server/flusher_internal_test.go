@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/gobwas/ws"
 
+	"github.com/presenced/presenced/server/poll"
 	"github.com/presenced/presenced/wire"
 )
 
@@ -41,17 +41,30 @@ func tcpPair(t *testing.T) (server, client net.Conn) {
 	return server, client
 }
 
-// flushedOutbox is an outbox on a real socket whose text frames go through a flusher.
+// flushedOutbox is an outbox on a real socket, detached as a polled one is, whose frames go
+// through a flusher; its writer waits for the full socket on a write poller.
 func flushedOutbox(t *testing.T, nc net.Conn, maxBytes int) (*outbox, *flusher) {
 	t.Helper()
-	f := newFlusher(2, time.Millisecond)
-	o := newOutbox(nc, &Config{MaxQueueBytes: maxBytes, WriteTimeout: 10 * time.Second})
-	rc, err := nc.(syscall.Conn).SyscallConn()
+	wp, err := poll.New(1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	o.useFlusher(f.shard(), rc)
+	t.Cleanup(func() { _ = wp.Close() })
+	f := newFlusher(2, time.Millisecond, wp)
+	o := newOutbox(nc, &Config{MaxQueueBytes: maxBytes, WriteTimeout: 10 * time.Second})
+	o.useFlusher(f.shard(), detached(t, nc))
 	return o, f
+}
+
+// detached is nc's descriptor, taken from it as serve does for a polled socket.
+func detached(t *testing.T, nc net.Conn) *sock {
+	t.Helper()
+	sk, err := detach(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sk.close)
+	return sk
 }
 
 // readFrame reads one unmasked server frame.
@@ -114,15 +127,11 @@ func TestFlusherRoundsBackToBack(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		nc1, cl1 := tcpPair(t)
 		nc2, cl2 := tcpPair(t)
-		f := newFlusher(1, time.Hour)
+		f := newFlusher(1, time.Hour, nil)
 		cfg := &Config{MaxQueueBytes: 1 << 20, WriteTimeout: 10 * time.Second}
 		polled := func(nc net.Conn) *outbox {
 			o := newOutbox(nc, cfg)
-			rc, err := nc.(syscall.Conn).SyscallConn()
-			if err != nil {
-				t.Fatal(err)
-			}
-			o.useFlusher(f.shards[0], rc)
+			o.useFlusher(f.shards[0], detached(t, nc))
 			return o
 		}
 		o1, o2 := polled(nc1), polled(nc2)

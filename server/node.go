@@ -35,6 +35,7 @@ type Node struct {
 	follows   *follows
 	pollOnce  sync.Once
 	poller    *poll.Poller // made by the first socket that can be polled; nil: goroutines read
+	wpoller   *poll.Poller // made with the poller: writers of full sockets wait on it
 	flusher   *flusher     // made with the poller: writes polled sockets' frames
 
 	mu        sync.Mutex
@@ -186,8 +187,15 @@ func (n *Node) pollerFor(nc net.Conn) *poll.Poller {
 			n.log.Warn("epoll is not available: every socket gets a reader goroutine", zap.Error(err))
 			return
 		}
-		n.poller = p
-		n.flusher = newFlusher(runtime.GOMAXPROCS(0), max(n.cfg.WriteDelay, 0))
+		// One worker: a full socket's writer only needs a wake-up from it.
+		wp, err := poll.New(1)
+		if err != nil {
+			_ = p.Close()
+			n.log.Warn("epoll is not available: every socket gets a reader goroutine", zap.Error(err))
+			return
+		}
+		n.poller, n.wpoller = p, wp
+		n.flusher = newFlusher(runtime.GOMAXPROCS(0), max(n.cfg.WriteDelay, 0), wp)
 	})
 	return n.poller
 }
@@ -249,7 +257,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		err = fmt.Errorf("server: shutdown: %w", ctx.Err())
 		n.mu.Lock()
 		for c := range n.conns {
-			_ = c.nc.Close()
+			c.closeSocket()
 		}
 		n.mu.Unlock()
 		<-done
@@ -259,6 +267,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	if n.poller != nil {
 		_ = n.poller.Close()
 		n.flusher.close() // every socket is finished: nothing is listed for a live one
+		_ = n.wpoller.Close()
 	}
 	n.stopActors()
 	for _, c := range n.closers {

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"net"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -25,16 +24,16 @@ var _ actors.Socket = (*outbox)(nil)
 // the write delay for text frames and at once for the rest. Either way an idle socket holds no
 // goroutine and no write buffer.
 type outbox struct {
-	nc net.Conn
+	nc net.Conn // the socket until useFlusher (then nil: sk); guarded by mu
 	// cfg is the node's: MaxQueueBytes, WriteTimeout, WriteDelay (text frames wait this long
 	// for company before a writer starts) and Metrics (counts the bytes writers take; nil:
 	// none). Read from there, not copied: four fields fewer per socket.
 	cfg *Config
 
-	// Set by useFlusher before the first frame (polled TCP sockets): text frames then go out
-	// through the node's flusher with non-blocking writes on rc, and a writer goroutine runs
-	// only for control frames, closes and what a full socket buffer could not take.
-	rc    syscall.RawConn
+	// Set by useFlusher (polled TCP sockets): text frames, pings and pongs then go out through
+	// the node's flusher with non-blocking writes on sk, and a writer goroutine runs only for
+	// closes and what a full socket buffer could not take.
+	sk    *sock
 	shard *flushShard
 
 	// afterClose runs on the writer once the close frame is out and the write side is shut;
@@ -107,12 +106,13 @@ func (o *outbox) delayed() {
 	o.kickLocked()
 }
 
-// useFlusher routes this socket's text frames through shard, writing on rc. Call it before
-// anything is queued.
-func (o *outbox) useFlusher(shard *flushShard, rc syscall.RawConn) {
+// useFlusher routes this socket's frames through shard, writing on sk from now on (the
+// net.Conn is let go). Frames queued before (only a close can be) are written by the writer
+// goroutine, on whichever socket it finds.
+func (o *outbox) useFlusher(shard *flushShard, sk *sock) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.shard, o.rc = shard, rc
+	o.shard, o.sk, o.nc = shard, sk, nil
 }
 
 // flushFast runs on the flusher: it writes what is queued with one non-blocking write, using
@@ -142,7 +142,7 @@ func (o *outbox) flushFast(buf []byte) []byte {
 	o.wg.Add(1)
 	o.mu.Unlock()
 
-	n, err := rawWrite(o.rc, buf)
+	n, err := o.sk.write(buf)
 
 	o.mu.Lock()
 	o.writing = false
@@ -292,13 +292,19 @@ func (o *outbox) run() {
 		o.bytes = 0
 		pong, ping, cl, carry := o.pong, o.ping, o.closing, o.carry
 		o.pong, o.ping, o.carry = nil, false, nil
+		nc, sk, shard := o.nc, o.sk, o.shard
 		o.mu.Unlock()
 
 		// The rest of a frame the flusher began goes first.
 		*bp = appendBatch(append((*bp)[:0], carry...), pong, ping, frames, cl)
 		clear(frames)
-		_ = o.nc.SetWriteDeadline(time.Now().Add(o.cfg.WriteTimeout))
-		_, err := o.nc.Write(*bp)
+		var err error
+		if sk != nil {
+			err = shard.writeAll(sk, *bp, time.Now().Add(o.cfg.WriteTimeout))
+		} else {
+			_ = nc.SetWriteDeadline(time.Now().Add(o.cfg.WriteTimeout))
+			_, err = nc.Write(*bp)
+		}
 		if err != nil || cl != nil {
 			o.mu.Lock()
 			o.finished, o.writing = true, false
@@ -309,7 +315,9 @@ func (o *outbox) run() {
 				return
 			}
 			// Half-close so the client reads our close frame instead of a reset.
-			if tc, ok := o.nc.(interface{ CloseWrite() error }); ok {
+			if sk != nil {
+				sk.closeWrite()
+			} else if tc, ok := nc.(interface{ CloseWrite() error }); ok {
 				_ = tc.CloseWrite()
 			}
 			o.afterClose()

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -143,4 +144,52 @@ func TestSlowFrame(t *testing.T) {
 		t.Fatalf("closed after %v, want just after the %v frame timeout", elapsed, cfg.FrameTimeout)
 	}
 	stillServed(wire.Coding)
+}
+
+// TestHalfFrameDoesNotOutliveShutdown: a reader waiting for the rest of a frame (here for up to
+// an hour) is woken when its socket finishes: a shutdown ends it at once, not at FrameTimeout.
+// Its client is told to resume elsewhere like any other.
+func TestHalfFrameDoesNotOutliveShutdown(t *testing.T) {
+	cfg := fast(nil)
+	cfg.FrameTimeout = time.Hour
+	n := testkit.StartNode(t, cfg)
+	m := n.Connect(t, wire.Hello{Token: "mallory"})
+	var hdr bytes.Buffer
+	if err := ws.WriteHeader(&hdr, ws.Header{Fin: true, OpCode: ws.OpText, Masked: true, Mask: [4]byte{1, 2, 3, 4}, Length: 100}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Conn.NetConn().Write(append(hdr.Bytes(), 'x')); err != nil {
+		t.Fatal(err)
+	}
+	waiting := func() bool {
+		var b bytes.Buffer
+		if err := pprof.Lookup("goroutine").WriteTo(&b, 2); err != nil {
+			t.Fatal(err)
+		}
+		return strings.Contains(b.String(), "presenced/server.(*conn).awaitReadable")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !waiting() {
+		if time.Now().After(deadline) {
+			t.Fatal("the server never waited for the rest of the frame")
+		}
+		time.Sleep(time.Millisecond) // polling a condition, with a deadline
+	}
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		shut <- n.Shutdown(ctx)
+	}()
+	m.ExpectClose(wire.ErrServerRestart, wire.CloseServiceRestart)
+	if err := <-shut; err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for connGoroutines(t) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d per-socket goroutines remain after the shutdown: the half frame's reader was not woken", connGoroutines(t))
+		}
+		time.Sleep(time.Millisecond) // polling a condition, with a deadline
+	}
 }
