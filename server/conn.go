@@ -128,7 +128,7 @@ func (c *conn) serve() {
 		sk, err := detach(c.nc)
 		if err != nil {
 			c.mu.Unlock()
-			c.logger().Warn("socket cannot be detached; reading it with a goroutine", zap.Error(err))
+			c.logger().Warn("socket cannot be detached (at the open-files limit?); reading it with a goroutine, which costs more memory", zap.Error(err))
 		} else {
 			c.nc, c.sk = nil, sk
 			c.out.useFlusher(c.n.flusher.shard(), sk)
