@@ -60,11 +60,12 @@ type conn struct {
 
 	rmu sync.Mutex // held while reading: successive read goroutines of a polled socket
 
-	mu        sync.Mutex      // guards the fields below (and pid for the clock)
-	waiter    chan struct{}   // polled: a reader waiting for the rest of a frame (awaitReadable)
-	clock     actors.Deadline // on the node's Deadlines: no timer of its own
-	nextPing  time.Time
-	closedAt  time.Time // when our close frame went out (polled: the grace starts)
+	mu     sync.Mutex      // guards the fields below (and pid for the clock)
+	waiter chan struct{}   // polled: a reader waiting for the rest of a frame (awaitReadable)
+	clock  actors.Deadline // on the node's Deadlines: no timer of its own
+	// Unix ns, not time.Time: 16 bytes fewer each, which keeps conn in the 352-byte class.
+	nextPing  int64
+	closedAt  int64 // when our close frame went out (polled: the grace starts); 0: not yet
 	finishing bool
 }
 
@@ -117,9 +118,9 @@ func (c *conn) serve() {
 	c.out.afterError = c.writeFailed
 	c.out.afterClose = c.closeSent
 	c.mu.Lock()
-	c.nextPing = start.Add(c.n.cfg.PingInterval)
+	c.nextPing = start.Add(c.n.cfg.PingInterval).UnixNano()
 	c.n.deps.Deadlines.Init(&c.clock, c.tick)
-	c.clock.Reset(c.nextPing)
+	c.clock.Reset(time.Unix(0, c.nextPing))
 	c.mu.Unlock()
 	if p := c.n.pollerFor(c.nc); p != nil {
 		// c.mu is held across the detach (Shutdown closes whichever socket c holds) and across
@@ -301,8 +302,8 @@ func (c *conn) tick() {
 	passed := ev != nothingDue && !now.Before(at)
 	end := passed && (ev == graceOver || ev == peerSilent)
 	helloLate := passed && ev == helloDue
-	if !now.Before(c.nextPing) {
-		c.nextPing = now.Add(c.n.cfg.PingInterval)
+	if now.UnixNano() >= c.nextPing {
+		c.nextPing = now.Add(c.n.cfg.PingInterval).UnixNano()
 		if !end {
 			c.out.queuePing()
 		}
@@ -334,8 +335,8 @@ func (c *conn) dueLocked() (time.Time, clockEvent) {
 	switch {
 	case c.desc == nil:
 		return time.Time{}, nothingDue
-	case !c.closedAt.IsZero():
-		return c.closedAt.Add(c.n.cfg.CloseGrace), graceOver
+	case c.closedAt != 0:
+		return time.Unix(0, c.closedAt).Add(c.n.cfg.CloseGrace), graceOver
 	case c.pid == nil && !c.out.Closing():
 		return c.helloDue(), helloDue
 	case c.pid != nil:
@@ -346,7 +347,7 @@ func (c *conn) dueLocked() (time.Time, clockEvent) {
 
 // armLocked sets the clock to the next thing it must check.
 func (c *conn) armLocked() {
-	next := c.nextPing
+	next := time.Unix(0, c.nextPing)
 	if at, ev := c.dueLocked(); ev != nothingDue {
 		next = minTime(next, at)
 	}
@@ -357,10 +358,11 @@ func (c *conn) armLocked() {
 func (c *conn) closeSent() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.closedAt = time.Now()
+	now := time.Now()
+	c.closedAt = now.UnixNano()
 	if c.desc == nil {
 		if c.nc != nil { // nil: the socket could not be polled after its detach, and is done
-			_ = c.nc.SetReadDeadline(c.closedAt.Add(c.n.cfg.CloseGrace))
+			_ = c.nc.SetReadDeadline(now.Add(c.n.cfg.CloseGrace))
 		}
 		return
 	}
@@ -389,7 +391,7 @@ func (c *conn) heard(now time.Time) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.desc == nil && c.nc != nil && c.closedAt.IsZero() {
+	if c.desc == nil && c.nc != nil && c.closedAt == 0 {
 		_ = c.nc.SetReadDeadline(now.Add(c.n.cfg.DeadAfter))
 	}
 }
