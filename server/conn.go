@@ -204,15 +204,11 @@ func (c *conn) awaitReadable() error {
 		c.dropWaiter(ch)
 		return fmt.Errorf("server: socket finished: %w", net.ErrClosed)
 	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-ch:
-		return nil
-	case <-t.C:
+	err := awaitSignal(ch, wait)
+	if err != nil {
 		c.dropWaiter(ch)
-		return os.ErrDeadlineExceeded
 	}
+	return err
 }
 
 func (c *conn) dropWaiter(ch chan struct{}) {

@@ -179,12 +179,5 @@ func (s *flushShard) awaitWritable(sk *sock, deadline time.Time) error {
 		return fmt.Errorf("server: wait for a full socket: %w", err)
 	}
 	defer func() { _ = s.wp.Remove(d) }()
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-ready:
-		return nil
-	case <-t.C:
-		return os.ErrDeadlineExceeded
-	}
+	return awaitSignal(ready, wait)
 }

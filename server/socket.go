@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -156,4 +158,17 @@ func (s *sock) close() {
 		return // the last release closes it
 	}
 	_ = unix.Close(int(s.fd))
+}
+
+// awaitSignal waits for ch or for wait to pass (then os.ErrDeadlineExceeded, a net.Error that
+// times out, as a net.Conn's deadline gives).
+func awaitSignal(ch <-chan struct{}, wait time.Duration) error {
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ch:
+		return nil
+	case <-t.C:
+		return os.ErrDeadlineExceeded
+	}
 }
