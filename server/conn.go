@@ -158,15 +158,21 @@ func (c *conn) serve() {
 // waiting for the rest of a frame is woken; otherwise reading (which may wait like that) happens
 // on a short-lived goroutine of its own.
 func (c *conn) onEvent(poll.Event) {
+	if !c.wakeReader() {
+		go c.readable()
+	}
+}
+
+// wakeReader wakes the reader waiting in awaitReadable, if one is.
+func (c *conn) wakeReader() bool {
 	c.mu.Lock()
 	w := c.waiter
 	c.waiter = nil
 	c.mu.Unlock()
 	if w != nil {
 		w <- struct{}{} // cap 1, and only the one who cleared waiter sends
-		return
 	}
-	go c.readable()
+	return w != nil
 }
 
 // Read reads a polled socket for bufio: what is there, or, when nothing is, what comes before
@@ -409,13 +415,7 @@ func (c *conn) finish() {
 		_ = c.n.poller.Remove(desc)
 		// A reader waiting for the rest of a frame gets no event now: wake it, it fails to
 		// re-arm and returns.
-		c.mu.Lock()
-		w := c.waiter
-		c.waiter = nil
-		c.mu.Unlock()
-		if w != nil {
-			w <- struct{}{}
-		}
+		c.wakeReader()
 	}
 	if c.pid != nil {
 		c.n.system.Root.Send(c.pid, actors.SocketClosed{LastHeard: time.Unix(0, c.lastHeard.Load())})
