@@ -161,15 +161,8 @@ func TestHalfFrameDoesNotOutliveShutdown(t *testing.T) {
 	if _, err := m.Conn.NetConn().Write(append(hdr.Bytes(), 'x')); err != nil {
 		t.Fatal(err)
 	}
-	waiting := func() bool {
-		var b bytes.Buffer
-		if err := pprof.Lookup("goroutine").WriteTo(&b, 2); err != nil {
-			t.Fatal(err)
-		}
-		return strings.Contains(b.String(), "presenced/server.(*conn).awaitReadable")
-	}
 	deadline := time.Now().Add(10 * time.Second)
-	for !waiting() {
+	for !stackHas(t, "presenced/server.(*conn).awaitReadable") {
 		if time.Now().After(deadline) {
 			t.Fatal("the server never waited for the rest of the frame")
 		}
@@ -192,4 +185,47 @@ func TestHalfFrameDoesNotOutliveShutdown(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond) // polling a condition, with a deadline
 	}
+}
+
+// TestHalfFrameThenHangup: a client that sends half a frame and hangs up is finished at once
+// (its reader, waiting for the rest through the poller, is woken by the hangup), not at
+// FrameTimeout, an hour here.
+func TestHalfFrameThenHangup(t *testing.T) {
+	cfg := fast(nil)
+	cfg.FrameTimeout = time.Hour
+	n := testkit.StartNode(t, cfg)
+	m := n.Connect(t, wire.Hello{Token: "mallory"})
+	var hdr bytes.Buffer
+	if err := ws.WriteHeader(&hdr, ws.Header{Fin: true, OpCode: ws.OpText, Masked: true, Mask: [4]byte{1, 2, 3, 4}, Length: 100}); err != nil {
+		t.Fatal(err)
+	}
+	nc := m.Conn.NetConn()
+	if _, err := nc.Write(append(hdr.Bytes(), 'x')); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !stackHas(t, "presenced/server.(*conn).awaitReadable") {
+		if time.Now().After(deadline) {
+			t.Fatal("the server never waited for the rest of the frame")
+		}
+		time.Sleep(time.Millisecond) // polling a condition, with a deadline
+	}
+	_ = nc.Close()
+	deadline = time.Now().Add(10 * time.Second)
+	for n.Stats().Conns != 0 || connGoroutines(t) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("after the hangup: %d sockets, %d per-socket goroutines; want 0 and 0", n.Stats().Conns, connGoroutines(t))
+		}
+		time.Sleep(time.Millisecond) // polling a condition, with a deadline
+	}
+}
+
+// stackHas reports whether some goroutine is in fn.
+func stackHas(t *testing.T, fn string) bool {
+	t.Helper()
+	var b bytes.Buffer
+	if err := pprof.Lookup("goroutine").WriteTo(&b, 2); err != nil {
+		t.Fatal(err)
+	}
+	return strings.Contains(b.String(), fn)
 }
