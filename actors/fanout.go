@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"unique"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/presenced/presenced/actors/actorpb"
+	"github.com/presenced/presenced/auth"
 	"github.com/presenced/presenced/cluster"
 	"github.com/presenced/presenced/metrics"
 	"github.com/presenced/presenced/wire"
@@ -173,6 +175,7 @@ type Delivery struct {
 	Update *actorpb.PresenceUpdate // read-only: shared by every follower
 	key    uint32                  // userKey(Update.User), hashed once for every view
 	shown  shownPresence           // shownToAll(Update), interned once for every view
+	who    Followed                // the user and login of Update, as follow lists hold them
 
 	mu     sync.Mutex
 	frames []sharedFrame // a handful at most: one per distinct previous state seen
@@ -180,20 +183,21 @@ type Delivery struct {
 
 type sharedFrame struct {
 	login      string
-	prev, next wire.Presence
+	prev, next shownPresence
 	b          []byte
 	t          string // the frame's type on the wire, for metrics
 }
 
 // NewDelivery wraps one published change for the node's followers of its user.
 func NewDelivery(up *actorpb.PresenceUpdate) *Delivery {
-	return &Delivery{Update: up, key: userKey(up.GetUser()), shown: shownToAll(up)}
+	who := unique.Make(auth.Followee{ID: up.GetUser(), Login: up.GetLogin()})
+	return &Delivery{Update: up, key: userKey(up.GetUser()), shown: shownToAll(up), who: who}
 }
 
 // frame returns the encoded frame that moves a follower from prev to next of the user shown as
 // login, and its type, encoding it only if no follower needed it before. Called from many
 // connection actors at once; the bytes returned are shared and must not be modified.
-func (d *Delivery) frame(login string, prev, next wire.Presence) ([]byte, string, bool) {
+func (d *Delivery) frame(login string, prev, next shownPresence) ([]byte, string, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for i := range d.frames {
@@ -203,7 +207,7 @@ func (d *Delivery) frame(login string, prev, next wire.Presence) ([]byte, string
 	}
 	var b []byte
 	var t string
-	if f, ok := wire.Diff(login, prev, true, next); ok {
+	if f, ok := wire.Diff(login, prev.Value(), true, next.Value()); ok {
 		b, t = wire.Encode(f), metrics.FrameType(f)
 	}
 	d.frames = append(d.frames, sharedFrame{login: login, prev: prev, next: next, b: b, t: t})

@@ -214,7 +214,7 @@ func (v *View) snapshot() wire.Sync {
 // shared with the other followers who saw the same previous state (see Delivery), with its
 // type ("u", "o", "x"). A rename still answers with a whole new sync, encoded for this view alone.
 func (v *View) Deliver(d *Delivery, visible Visible) (frame []byte, typ string, ok bool) {
-	step, ok := v.advance(d.Update, d.key, d.shown, visible)
+	step, ok := v.advance(d.Update, d.who, d.key, d.shown, visible)
 	if !ok {
 		return nil, "", false
 	}
@@ -224,18 +224,21 @@ func (v *View) Deliver(d *Delivery, visible Visible) (frame []byte, typ string, 
 	return d.frame(step.login, step.prev, step.next)
 }
 
-// viewStep is what advance changed: the user's presence before and after, the login the client
-// knows them by, and whether that login just changed.
+// viewStep is what advance changed: the user's presence before and after (interned: a
+// Delivery tells its few distinct steps apart by pointer), the login the client knows them by,
+// and whether that login just changed.
 type viewStep struct {
-	prev, next wire.Presence
+	prev, next shownPresence
 	login      string
 	renamed    bool
 }
 
 // advance records a published presence newer than what the view holds; false when the view does
 // not follow the user, already has that version, or has had no sync yet. hash is
-// userKey(up.GetUser()) and all is the update as shown to those who may see it (shownToAll).
-func (v *View) advance(up *actorpb.PresenceUpdate, hash uint32, all shownPresence, visible Visible) (viewStep, bool) {
+// userKey(up.GetUser()), all is the update as shown to those who may see it (shownToAll), and
+// who, when not zero, is the user as the follow lists usually hold them: an entry that is that
+// very handle is the user without reading the id.
+func (v *View) advance(up *actorpb.PresenceUpdate, who Followed, hash uint32, all shownPresence, visible Visible) (viewStep, bool) {
 	var step viewStep
 	found := false
 	if !v.synced {
@@ -244,14 +247,14 @@ func (v *View) advance(up *actorpb.PresenceUpdate, hash uint32, all shownPresenc
 	id := up.GetUser()
 	for k := v.search(hash); k < len(v.index) && v.index[k].hash == hash; k++ {
 		i := int(v.index[k].pos)
-		if v.following[i].Value().ID != id || up.GetVersion() <= v.seen[i].version {
+		if f := v.following[i]; (f != who && f.Value().ID != id) || up.GetVersion() <= v.seen[i].version {
 			continue
 		}
 		next := all
 		if hidden(up, visible) {
 			next = offlineNoTS
 		}
-		step = viewStep{prev: v.seen[i].presence.Value(), next: next.Value(), login: v.login(i)}
+		step = viewStep{prev: v.seen[i].presence, next: next, login: v.login(i)}
 		if l := up.GetLogin(); l != "" && l != step.login {
 			v.setLogin(i, l)
 			step.login, step.renamed = l, true
@@ -267,12 +270,12 @@ func (v *View) advance(up *actorpb.PresenceUpdate, hash uint32, all shownPresenc
 // and so is anything about a user the view does not follow. A new login (a rename) changes the
 // key the client knows the user by, so it is answered with a whole new sync.
 func (v *View) Apply(up *actorpb.PresenceUpdate, visible Visible) (wire.Frame, bool) {
-	step, ok := v.advance(up, userKey(up.GetUser()), shownToAll(up), visible)
+	step, ok := v.advance(up, Followed{}, userKey(up.GetUser()), shownToAll(up), visible)
 	if !ok {
 		return nil, false
 	}
 	if step.renamed {
 		return v.snapshot(), true
 	}
-	return wire.Diff(step.login, step.prev, true, step.next)
+	return wire.Diff(step.login, step.prev.Value(), true, step.next.Value())
 }

@@ -3,6 +3,7 @@ package actors
 import (
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/presenced/presenced/actors/actorpb"
@@ -82,12 +83,12 @@ func TestViewTellsApartIDsWithOneHash(t *testing.T) {
 	slices.SortFunc(v.index, func(a, b viewKey) int { return int(a.pos - b.pos) })
 	v.Sync(nil, nil)
 	bob := upd("2", 1, "", false, wire.Coding)
-	_, ok := v.advance(bob, 7, shownToAll(bob), nil)
+	_, ok := v.advance(bob, Followed{}, 7, shownToAll(bob), nil)
 	if !ok || v.seen[1].presence.Value() != on(wire.Coding, "", "") || v.seen[0].version != 0 || v.seen[3].version != 0 {
 		t.Fatalf("bob's update landed elsewhere: %+v", v.seen)
 	}
 	dan := upd("4", 1, "", false, wire.Coding)
-	if _, ok := v.advance(dan, 7, shownToAll(dan), nil); ok {
+	if _, ok := v.advance(dan, Followed{}, 7, shownToAll(dan), nil); ok {
 		t.Fatal("a user the view does not follow, with a colliding hash, was applied")
 	}
 	d := NewDelivery(upd("1", 1, "", false, wire.Debugging))
@@ -98,6 +99,21 @@ func TestViewTellsApartIDsWithOneHash(t *testing.T) {
 	}
 	if v.seen[0] != v.seen[2] || v.seen[0].version != 1 {
 		t.Fatalf("the two entries of alice differ: %+v / %+v", v.seen[0], v.seen[2])
+	}
+	// With her login, the delivery's user is the list's very handle: found without the id,
+	// and still only at her entries.
+	d = NewDelivery(upd("1", 2, "alice", false, wire.Idle))
+	d.key = 7
+	if d.who != v.following[0] {
+		t.Fatal("the delivery's user is not the list's handle")
+	}
+	want, _ := wire.Diff("alice", on(wire.Debugging, "", ""), true, on(wire.Idle, "", ""))
+	f, _, ok = v.Deliver(d, nil)
+	if !ok || string(f) != string(wire.Encode(want)) || !strings.Contains(string(f), `"t":"u"`) {
+		t.Fatalf("alice's second frame = %q, %v", f, ok)
+	}
+	if v.seen[0].version != 2 || v.seen[2].version != 2 || v.seen[1].version != 1 || v.seen[3].version != 0 {
+		t.Fatalf("alice's second update landed elsewhere: %+v", v.seen)
 	}
 }
 
