@@ -14,6 +14,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/presenced/presenced/server"
 	"github.com/presenced/presenced/testkit"
 	"github.com/presenced/presenced/wire"
 )
@@ -150,24 +151,7 @@ func TestSlowFrame(t *testing.T) {
 // an hour) is woken when its socket finishes: a shutdown ends it at once, not at FrameTimeout.
 // Its client is told to resume elsewhere like any other.
 func TestHalfFrameDoesNotOutliveShutdown(t *testing.T) {
-	cfg := fast(nil)
-	cfg.FrameTimeout = time.Hour
-	n := testkit.StartNode(t, cfg)
-	m := n.Connect(t, wire.Hello{Token: "mallory"})
-	var hdr bytes.Buffer
-	if err := ws.WriteHeader(&hdr, ws.Header{Fin: true, OpCode: ws.OpText, Masked: true, Mask: [4]byte{1, 2, 3, 4}, Length: 100}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := m.Conn.NetConn().Write(append(hdr.Bytes(), 'x')); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for !stackHas(t, "presenced/server.(*conn).awaitReadable") {
-		if time.Now().After(deadline) {
-			t.Fatal("the server never waited for the rest of the frame")
-		}
-		time.Sleep(time.Millisecond) // polling a condition, with a deadline
-	}
+	n, m := halfFrame(t)
 	shut := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -178,7 +162,7 @@ func TestHalfFrameDoesNotOutliveShutdown(t *testing.T) {
 	if err := <-shut; err != nil {
 		t.Fatalf("shutdown: %v", err)
 	}
-	deadline = time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for connGoroutines(t) != 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d per-socket goroutines remain after the shutdown: the half frame's reader was not woken", connGoroutines(t))
@@ -191,27 +175,9 @@ func TestHalfFrameDoesNotOutliveShutdown(t *testing.T) {
 // (its reader, waiting for the rest through the poller, is woken by the hangup), not at
 // FrameTimeout, an hour here.
 func TestHalfFrameThenHangup(t *testing.T) {
-	cfg := fast(nil)
-	cfg.FrameTimeout = time.Hour
-	n := testkit.StartNode(t, cfg)
-	m := n.Connect(t, wire.Hello{Token: "mallory"})
-	var hdr bytes.Buffer
-	if err := ws.WriteHeader(&hdr, ws.Header{Fin: true, OpCode: ws.OpText, Masked: true, Mask: [4]byte{1, 2, 3, 4}, Length: 100}); err != nil {
-		t.Fatal(err)
-	}
-	nc := m.Conn.NetConn()
-	if _, err := nc.Write(append(hdr.Bytes(), 'x')); err != nil {
-		t.Fatal(err)
-	}
+	n, m := halfFrame(t)
+	_ = m.Conn.NetConn().Close()
 	deadline := time.Now().Add(10 * time.Second)
-	for !stackHas(t, "presenced/server.(*conn).awaitReadable") {
-		if time.Now().After(deadline) {
-			t.Fatal("the server never waited for the rest of the frame")
-		}
-		time.Sleep(time.Millisecond) // polling a condition, with a deadline
-	}
-	_ = nc.Close()
-	deadline = time.Now().Add(10 * time.Second)
 	for n.Stats().Conns != 0 || connGoroutines(t) != 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("after the hangup: %d sockets, %d per-socket goroutines; want 0 and 0", n.Stats().Conns, connGoroutines(t))
@@ -220,12 +186,27 @@ func TestHalfFrameThenHangup(t *testing.T) {
 	}
 }
 
-// stackHas reports whether some goroutine is in fn.
-func stackHas(t *testing.T, fn string) bool {
+// halfFrame connects mallory to a node whose FrameTimeout is an hour, sends the header and
+// first byte of a 100-byte frame, and returns once the server's reader waits for the rest.
+func halfFrame(t *testing.T) (*testkit.Node, *testkit.Client) {
 	t.Helper()
-	var b bytes.Buffer
-	if err := pprof.Lookup("goroutine").WriteTo(&b, 2); err != nil {
+	cfg := fast(nil)
+	cfg.FrameTimeout = time.Hour
+	n := testkit.StartNode(t, cfg)
+	m := n.Connect(t, wire.Hello{Token: "mallory"})
+	var hdr bytes.Buffer
+	if err := ws.WriteHeader(&hdr, ws.Header{Fin: true, OpCode: ws.OpText, Masked: true, Mask: [4]byte{1, 2, 3, 4}, Length: 100}); err != nil {
 		t.Fatal(err)
 	}
-	return strings.Contains(b.String(), fn)
+	if _, err := m.Conn.NetConn().Write(append(hdr.Bytes(), 'x')); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !server.StackHas(t, "presenced/server.(*conn).awaitReadable") {
+		if time.Now().After(deadline) {
+			t.Fatal("the server never waited for the rest of the frame")
+		}
+		time.Sleep(time.Millisecond) // polling a condition, with a deadline
+	}
+	return n, m
 }
