@@ -22,5 +22,5 @@ func RaiseOpenFiles() (uint64, error) {
 			return 0, fmt.Errorf("server: raise the open-files limit to %d: %w", lim.Max, err)
 		}
 	}
-	return lim.Cur, nil
+	return uint64(lim.Cur), nil // int64 on the BSDs
 }
