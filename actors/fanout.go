@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"unique"
@@ -44,7 +45,8 @@ func (f *Fanout) SetBus(b cluster.Bus) { f.bus = b }
 
 // Subscribe adds pid as a follower of each user; the first follower of a user on this node
 // subscribes the node to the user's channel. Call it before reading the store for a sync so no
-// change falls between the read and the subscription.
+// change falls between the read and the subscription. pid is the connection actor's own PID
+// (ctx.Self()): followers are told apart by pointer, so Unsubscribe must get the same one.
 func (f *Fanout) Subscribe(ctx context.Context, users []string, pid *actor.PID) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -102,56 +104,55 @@ func (f *Fanout) Deliver(user string, payload []byte) {
 	for _, pid := range set.few {
 		f.root.Send(pid, d)
 	}
-	for _, pid := range set.many {
+	for pid := range set.many {
 		f.root.Send(pid, d)
 	}
 	f.delivered.Add(uint64(set.len()))
 	f.mu.Unlock()
 }
 
-// followerSet is one user's followers on this node. Most users have a few here, so the set is
-// a slice, 8 bytes a follower (a map takes a 24-byte slot for each, plus its table's spare
-// slots, and a node holds an entry per followed user per socket), until it holds
-// manyFollowers; then a map, so that a user followed by thousands on this node is still added
-// to and removed from in constant time.
+// followerSet is one user's followers on this node, told apart by pointer (each is its
+// connection actor's own PID). A node holds an entry per followed user per socket, so the set
+// is a slice, 8 bytes a follower, until it holds manyFollowers; then a set of pointers (an
+// 8-byte slot each, plus its table's spare slots), so that a user followed by thousands on
+// this node is still added to and removed from in constant time. A map keyed by the actors'
+// ids took a 24-byte slot, and comparing ids read two more cache lines per follower.
 type followerSet struct {
 	few  []*actor.PID
-	many map[string]*actor.PID // connection actor id → pid; nil while few holds the set
+	many map[*actor.PID]struct{} // nil while few holds the set
 }
 
 // manyFollowers is the size at which a followerSet becomes a map: below it, a scan of the
-// slice for a removal is shorter than a map's hashing.
-const manyFollowers = 64
+// slice's pointers (contiguous, nothing else read) is about as short as a map's hashing.
+const manyFollowers = 1024
 
 func (s *followerSet) add(pid *actor.PID) {
 	if s.many != nil {
-		s.many[pid.Id] = pid
+		s.many[pid] = struct{}{}
 		return
 	}
-	for _, p := range s.few {
-		if p.Id == pid.Id {
-			return
-		}
+	if slices.Contains(s.few, pid) {
+		return
 	}
 	if len(s.few) < manyFollowers {
 		s.few = append(s.few, pid)
 		return
 	}
-	s.many = make(map[string]*actor.PID, 2*manyFollowers)
+	s.many = make(map[*actor.PID]struct{}, 2*manyFollowers)
 	for _, p := range s.few {
-		s.many[p.Id] = p
+		s.many[p] = struct{}{}
 	}
-	s.many[pid.Id] = pid
+	s.many[pid] = struct{}{}
 	s.few = nil
 }
 
 func (s *followerSet) remove(pid *actor.PID) {
 	if s.many != nil {
-		delete(s.many, pid.Id)
+		delete(s.many, pid)
 		return
 	}
 	for i, p := range s.few {
-		if p.Id == pid.Id {
+		if p == pid {
 			last := len(s.few) - 1
 			s.few[i], s.few[last] = s.few[last], nil
 			s.few = s.few[:last]
@@ -248,7 +249,7 @@ func (f *Fanout) Resync() {
 		for _, pid := range set.few {
 			resync(pid)
 		}
-		for _, pid := range set.many {
+		for pid := range set.many {
 			resync(pid)
 		}
 	}

@@ -14,17 +14,22 @@ func members(s *followerSet) []string {
 	for _, p := range s.few {
 		ids = append(ids, p.Id)
 	}
-	for id := range s.many {
-		ids = append(ids, id)
+	for p := range s.many {
+		ids = append(ids, p.Id)
 	}
 	slices.Sort(ids)
 	return ids
 }
 
 // TestFollowerSetGrowsIntoAMap: a set is a slice up to manyFollowers and a map beyond; either
-// way adding twice keeps one, and removing leaves exactly the others.
+// way adding twice keeps one, and removing leaves exactly the others. A follower is its
+// connection actor's own PID: the same pointer each time.
 func TestFollowerSetGrowsIntoAMap(t *testing.T) {
-	pid := func(i int) *actor.PID { return actor.NewPID("nonhost", fmt.Sprintf("c%03d", i)) }
+	pids := make([]*actor.PID, manyFollowers+1)
+	for i := range pids {
+		pids[i] = actor.NewPID("nonhost", fmt.Sprintf("c%04d", i))
+	}
+	pid := func(i int) *actor.PID { return pids[i] }
 	var s followerSet
 	var want []string
 	for i := range manyFollowers {
@@ -60,7 +65,7 @@ func TestFollowerSetGrowsIntoAMap(t *testing.T) {
 	}
 	small.remove(pid(0)) // the last one moves into its place
 	small.remove(pid(4))
-	if !slices.Equal(members(&small), []string{"c001", "c002", "c003"}) || cap(small.few) < 3 || small.few[:cap(small.few)][3] != nil {
+	if !slices.Equal(members(&small), []string{"c0001", "c0002", "c0003"}) || cap(small.few) < 3 || small.few[:cap(small.few)][3] != nil {
 		t.Fatalf("small set after removals: %v (the freed slot must not keep a pid)", members(&small))
 	}
 }
