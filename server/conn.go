@@ -54,9 +54,6 @@ type conn struct {
 	startNs   int64        // unix ns when serve began (the hello timeout counts from it)
 	lastHeard atomic.Int64 // unix ns of the last frame heard
 	readDL    int64        // polled: unix ns by which a read must be done (held with rmu)
-	// polled is set before the socket is handed to the poller and read by readers. It sits by
-	// the mutexes, which align to 4 bytes, so it takes no word of its own (352-byte class).
-	polled bool
 
 	rmu sync.Mutex // held while reading: successive read goroutines of a polled socket
 
@@ -133,7 +130,6 @@ func (c *conn) serve() {
 		} else {
 			c.nc, c.sk = nil, sk
 			c.out.useFlusher(c.n.flusher.shard(), sk)
-			c.polled = true
 			desc, err := p.AddFD(sk, poll.Readable, c.onEvent)
 			if err != nil {
 				c.mu.Unlock()
@@ -261,7 +257,7 @@ func (c *conn) readable() {
 	if c.out.Closing() {
 		deadline = minTime(deadline, time.Now().Add(c.n.cfg.CloseGrace))
 	}
-	c.readDL = deadline.UnixNano()
+	c.setReadDeadline(deadline)
 	alive := true
 	for alive {
 		alive = c.readFrame(br)
@@ -518,7 +514,7 @@ func (c *conn) readFailed(br *bufio.Reader, err error) {
 	case c.pid == nil:
 		c.fail(&wire.Error{Code: wire.ErrHelloTimeout, Msg: "no hello within 10 s", Close: wire.ClosePolicy})
 		c.awaitClose(br)
-	case c.polled:
+	case c.sk != nil: // polled
 		c.fail(&wire.Error{Code: wire.ErrFrameTimeout, Msg: "a frame must arrive whole within 10 s", Close: wire.ClosePolicy})
 	}
 }
