@@ -183,14 +183,14 @@ func (n *Node) pollerFor(nc net.Conn) *poll.Poller {
 			return
 		}
 		p, err := poll.New(runtime.GOMAXPROCS(0))
-		if err != nil {
-			n.log.Warn("epoll is not available: every socket gets a reader goroutine", zap.Error(err))
-			return
+		var wp *poll.Poller
+		if err == nil {
+			// One worker: a full socket's writer only needs a wake-up from it.
+			if wp, err = poll.New(1); err != nil {
+				_ = p.Close()
+			}
 		}
-		// One worker: a full socket's writer only needs a wake-up from it.
-		wp, err := poll.New(1)
 		if err != nil {
-			_ = p.Close()
 			n.log.Warn("epoll is not available: every socket gets a reader goroutine", zap.Error(err))
 			return
 		}
