@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"slices"
 	"sync"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -12,8 +13,8 @@ import (
 //
 // Proto.Actor's default mailbox keeps a ring of 10 slots and a lock-free MPSC queue whose every
 // push allocates a node: about 250 bytes per idle actor (heap profile at 18,000 idle
-// connections) and one allocation per message. This one is a mutex and two slice queues that
-// keep at most 4 slots once empty, so an idle actor's mailbox costs little more than its struct,
+// connections) and one allocation per message. This one is a mutex and one slice queue that
+// keeps at most 4 slots once empty, so an idle actor's mailbox costs little more than its struct,
 // and a busy one allocates only when its queue grows.
 //
 // The semantics are the default's: system messages before user messages, SuspendMailbox and
@@ -31,59 +32,60 @@ type mailbox struct {
 	dispatcher actor.Dispatcher
 	run        func() // m.process, made once: a method value allocates each time it is taken
 
+	// mu guards the queue and the flags. The queue is one slice for both kinds of message: the
+	// system messages first, in their order, then the user messages, in theirs. The flags share
+	// a word with the count of system messages: 80 bytes in all, where two queues of their own
+	// took the 128-byte size class (and a connection has two mailboxes).
 	mu        sync.Mutex
-	sys, user fifo
+	q         []any
+	nsys      int32
 	scheduled bool // a run is scheduled or running; only it pops
 	suspended bool // user messages wait for ResumeMailbox
 }
 
-// fifo is a slice queue that gives its storage back when it empties.
-type fifo struct {
-	q    []any
-	head int
+// The queue's methods need mu held.
+//
+// System messages are few (a start, a watch, a stop): one is inserted after the last one
+// queued, which moves the user messages behind it by one. A small queue pops by moving what
+// is left down, so that it keeps its array from the start (an actor that gets messages two or
+// three at a time allocates nothing); a big one pops by reslicing, and when an append finds no
+// room it copies only what is left, so a queue that never empties does not grow without end.
+
+func (m *mailbox) users() int { return len(m.q) - int(m.nsys) }
+
+func (m *mailbox) pushUser(msg any) { m.q = append(m.q, msg) }
+
+func (m *mailbox) pushSystem(msg any) {
+	m.q = slices.Insert(m.q, int(m.nsys), msg)
+	m.nsys++
 }
 
-func (f *fifo) len() int { return len(f.q) - f.head }
-
-func (f *fifo) push(m any) {
-	if f.head >= 64 && f.head*2 >= len(f.q) {
-		// A queue that never empties would grow forever at its tail: move what is left down.
-		n := copy(f.q, f.q[f.head:])
-		clear(f.q[n:])
-		f.q, f.head = f.q[:n], 0
+// pop takes the first message, a system one if any is queued.
+func (m *mailbox) pop() (msg any, system, ok bool) {
+	if len(m.q) == 0 {
+		return nil, false, false
 	}
-	f.q = append(f.q, m)
+	msg, system = m.q[0], m.nsys > 0
+	if system {
+		m.nsys--
+	}
+	n := len(m.q) - 1
+	switch {
+	case cap(m.q) <= smallQueue:
+		copy(m.q, m.q[1:])
+		m.q[n] = nil
+		m.q = m.q[:n]
+	case n > 0:
+		m.q[0] = nil
+		m.q = m.q[1:]
+	default:
+		m.q = nil // a burst is over: an idle actor holds no more than a few words
+	}
+	return msg, system, true
 }
 
-func (f *fifo) pop() (any, bool) {
-	if f.head == len(f.q) {
-		return nil, false
-	}
-	m := f.q[f.head]
-	f.q[f.head] = nil
-	f.head++
-	if f.head == len(f.q) {
-		// Empty: keep a tiny array for the next message (most actors get one at a time), give
-		// anything bigger back: an idle actor should hold no more than a few words.
-		if cap(f.q) > 4 {
-			f.q = nil
-		} else {
-			f.q = f.q[:0]
-		}
-		f.head = 0
-	}
-	return m, true
-}
-
-// popRare is pop for a queue that is seldom used (system messages: a start, a watch, a stop):
-// it keeps no array once empty. An actor that sat idle held one otherwise, 16–64 bytes each.
-func (f *fifo) popRare() (any, bool) {
-	m, ok := f.pop()
-	if f.len() == 0 {
-		f.q = nil
-	}
-	return m, ok
-}
+// smallQueue is the most slots a drained queue keeps.
+const smallQueue = 4
 
 func (m *mailbox) RegisterHandlers(invoker actor.MessageInvoker, dispatcher actor.Dispatcher) {
 	m.invoker, m.dispatcher = invoker, dispatcher
@@ -95,7 +97,7 @@ func (m *mailbox) Start() {}
 func (m *mailbox) UserMessageCount() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.user.len()
+	return m.users()
 }
 
 func (m *mailbox) PostUserMessage(msg any) {
@@ -114,13 +116,13 @@ func (m *mailbox) PostUserMessage(msg any) {
 		}
 	}
 	m.mu.Lock()
-	m.user.push(msg)
+	m.pushUser(msg)
 	m.scheduleLocked(!m.suspended)
 }
 
 func (m *mailbox) PostSystemMessage(msg any) {
 	m.mu.Lock()
-	m.sys.push(msg)
+	m.pushSystem(msg)
 	m.scheduleLocked(true)
 }
 
@@ -145,33 +147,33 @@ func (m *mailbox) process() {
 			return
 		}
 		m.mu.Lock()
-		if msg, ok := m.sys.popRare(); ok {
-			switch msg.(type) {
-			case *actor.SuspendMailbox:
-				m.suspended = true
-				m.mu.Unlock()
-			case *actor.ResumeMailbox:
-				m.suspended = false
-				m.mu.Unlock()
-			default:
-				m.mu.Unlock()
-				m.invoke(msg, true)
-			}
-			continue
-		}
-		if m.suspended {
+		if m.suspended && m.nsys == 0 {
 			m.scheduled = false
 			m.mu.Unlock()
 			return
 		}
-		msg, ok := m.user.pop()
+		msg, system, ok := m.pop()
 		if !ok {
 			m.scheduled = false
 			m.mu.Unlock()
 			return
 		}
-		m.mu.Unlock()
-		m.invoke(msg, false)
+		if !system {
+			m.mu.Unlock()
+			m.invoke(msg, false)
+			continue
+		}
+		switch msg.(type) {
+		case *actor.SuspendMailbox:
+			m.suspended = true
+			m.mu.Unlock()
+		case *actor.ResumeMailbox:
+			m.suspended = false
+			m.mu.Unlock()
+		default:
+			m.mu.Unlock()
+			m.invoke(msg, true)
+		}
 	}
 }
 

@@ -133,9 +133,8 @@ func TestMailboxSuspend(t *testing.T) {
 	}
 }
 
-// TestMailboxIdleStorage: once drained, the system queue keeps no array; the user queue keeps
-// its tiny one, so that an actor getting one message at a time does not allocate for each
-// (TestMailboxPerMessageAllocs).
+// TestMailboxIdleStorage: once drained, the queue keeps its tiny array, so that an actor
+// getting one message at a time does not allocate for each (TestMailboxPerMessageAllocs).
 func TestMailboxIdleStorage(t *testing.T) {
 	var inv invocations
 	mb := Mailbox()()
@@ -146,11 +145,41 @@ func TestMailboxIdleStorage(t *testing.T) {
 		t.Fatalf("got %v, want %v", inv.log, want)
 	}
 	m := mb.(*mailbox)
-	if m.sys.q != nil {
-		t.Fatalf("drained system queue keeps cap %d", cap(m.sys.q))
+	if len(m.q) != 0 || cap(m.q) != 1 || m.nsys != 0 {
+		t.Fatalf("drained queue: len %d cap %d nsys %d, want its array of 1 and nothing queued", len(m.q), cap(m.q), m.nsys)
 	}
-	if cap(m.user.q) != 1 {
-		t.Fatalf("drained user queue keeps cap %d, want its array of 1", cap(m.user.q))
+}
+
+// TestMailboxSystemFirst: system messages come out before every user message, each kind in the
+// order it was queued, however the two were interleaved.
+func TestMailboxSystemFirst(t *testing.T) {
+	var q mailbox
+	q.pushUser("a")
+	q.pushUser("b")
+	q.pushSystem("s1")
+	q.pushUser("c")
+	q.pushSystem("s2")
+	if n := q.users(); n != 3 {
+		t.Fatalf("users %d, want 3", n)
+	}
+	type out struct {
+		m      any
+		system bool
+	}
+	expect := func(want ...out) {
+		t.Helper()
+		for i, w := range want {
+			m, system, ok := q.pop()
+			if !ok || m != w.m || system != w.system {
+				t.Fatalf("pop %d: %v system=%v ok=%v, want %v system=%v", i, m, system, ok, w.m, w.system)
+			}
+		}
+	}
+	expect(out{"s1", true}, out{"s2", true})
+	q.pushSystem("s3") // once the system messages are out: still ahead of the users left
+	expect(out{"s3", true}, out{"a", false}, out{"b", false}, out{"c", false})
+	if m, _, ok := q.pop(); ok {
+		t.Fatalf("drained queue popped %v", m)
 	}
 }
 
@@ -168,35 +197,35 @@ func TestMailboxBatch(t *testing.T) {
 
 // TestMailboxGivesStorageBack: a queue that grew for a burst holds no array once drained.
 func TestMailboxGivesStorageBack(t *testing.T) {
-	var f fifo
+	var q mailbox
 	for i := 0; i < 1000; i++ {
-		f.push(i)
+		q.pushUser(i)
 	}
 	for i := 0; i < 1000; i++ {
-		if m, ok := f.pop(); !ok || m != i {
-			t.Fatalf("pop %d: %v %v", i, m, ok)
+		if m, system, ok := q.pop(); !ok || system || m != i {
+			t.Fatalf("pop %d: %v %v %v", i, m, system, ok)
 		}
 	}
-	if f.q != nil || f.head != 0 {
-		t.Fatalf("drained queue keeps cap %d, head %d", cap(f.q), f.head)
+	if q.q != nil {
+		t.Fatalf("drained queue keeps cap %d", cap(q.q))
 	}
-	// A queue that never empties compacts rather than growing without end.
+	// A queue that never empties does not grow without end: its appends copy only what is left.
 	for i := 0; i < 100000; i++ {
-		f.push(i)
-		f.push(i)
-		f.pop()
-		f.pop()
-		f.push(i)
-		if _, ok := f.pop(); !ok {
+		q.pushUser(i)
+		q.pushUser(i)
+		q.pop()
+		q.pop()
+		q.pushUser(i)
+		if _, _, ok := q.pop(); !ok {
 			t.Fatal("empty")
 		}
-		f.push(i)
+		q.pushUser(i)
 	}
-	if f.len() != 100000 {
-		t.Fatalf("len %d", f.len())
+	if q.users() != 100000 {
+		t.Fatalf("len %d", q.users())
 	}
-	if c := cap(f.q); c > 4*f.len() {
-		t.Fatalf("cap %d for %d queued: the queue did not compact", c, f.len())
+	if c := cap(q.q); c > 4*q.users() {
+		t.Fatalf("cap %d for %d queued: the queue did not compact", c, q.users())
 	}
 }
 
@@ -211,6 +240,18 @@ func TestMailboxPerMessageAllocs(t *testing.T) {
 	m.PostUserMessage(msg)
 	if a := testing.AllocsPerRun(1000, func() { m.PostUserMessage(msg) }); a != 0 {
 		t.Fatalf("%v allocations per message, want 0", a)
+	}
+	// Nor for messages that come a few at a time: the small array is kept from its start.
+	var q mailbox
+	if a := testing.AllocsPerRun(1000, func() {
+		for range 3 {
+			q.pushUser(msg)
+		}
+		for range 3 {
+			q.pop()
+		}
+	}); a != 0 {
+		t.Fatalf("%v allocations per burst of 3, want 0", a)
 	}
 }
 
