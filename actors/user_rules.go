@@ -115,8 +115,7 @@ func (e Effects) then(next Effects) Effects {
 // keeps them; statusAt is unix ns, because it orders two windows' status frames, which may come
 // within one millisecond.
 type window struct {
-	conn     ConnID // zero while dropped
-	lastConn ConnID // the connection that held it last (kept through a drop)
+	conn     ConnID // the connection that holds it, or held it last while dropped (see held)
 	activity wire.Activity
 	project  string
 	language string
@@ -194,7 +193,7 @@ func (u *User) State() UserState {
 	st := UserState{Published: u.published, Invisible: u.invisible, LastSeen: u.lastSeen, LastActivity: u.lastActivity, Away: u.away,
 		Login: u.login, Privacy: u.privacy, GraphVersion: u.graphVersion}
 	for id, w := range u.windows.all() {
-		ws := WindowState{ID: id, Conn: w.lastConn, Activity: w.activity, Project: w.project, Language: w.language,
+		ws := WindowState{ID: id, Conn: w.conn, Activity: w.activity, Project: w.project, Language: w.language,
 			StatusAt: fromEpoch(w.statusAt, time.Nanosecond), Dropped: w.dropped, DropAt: timeOrZero(w.dropAt), Expires: timeOrZero(w.expires), TokenHash: w.token}
 		st.Windows = append(st.Windows, ws)
 	}
@@ -211,14 +210,12 @@ func RestoreUser(cfg UserConfig, newToken func() string, st UserState, now time.
 		login: st.Login, privacy: st.Privacy, graphVersion: st.GraphVersion}
 	var eff Effects
 	for _, ws := range st.Windows {
-		w := &window{lastConn: ws.Conn, activity: ws.Activity, project: ws.Project, language: ws.Language,
+		w := &window{conn: ws.Conn, activity: ws.Activity, project: ws.Project, language: ws.Language,
 			statusAt: sinceEpoch(ws.StatusAt, time.Nanosecond), dropped: ws.Dropped, dropAt: msOrZero(ws.DropAt), expires: msOrZero(ws.Expires), token: ws.TokenHash}
 		if w.dropped {
 			u.resumeGen++
 			w.gen = u.resumeGen
 			eff.Timers = append(eff.Timers, Timer{Kind: TimerResume, Window: ws.ID, Gen: w.gen, At: maxTime(ws.Expires, now)})
-		} else {
-			w.conn = ws.Conn
 		}
 		u.windows.put(ws.ID, w)
 	}
@@ -296,7 +293,7 @@ func (u *User) Attach(now time.Time, windowID, resume string, conn ConnID) (Atta
 		}
 		w := u.windows.get(found)
 		u.takeOver(w, &eff)
-		w.conn, w.lastConn, w.dropped = conn, conn, false
+		w.conn, w.dropped = conn, false
 		w.gen = 0
 		tok := u.newToken()
 		w.token = hashToken(tok)
@@ -320,7 +317,7 @@ func (u *User) Attach(now time.Time, windowID, resume string, conn ConnID) (Atta
 		w = &window{}
 		u.windows.put(windowID, w)
 	}
-	w.conn, w.lastConn = conn, conn
+	w.conn = conn
 	tok := u.newToken()
 	w.token = hashToken(tok)
 	u.armAway(&eff)
@@ -336,8 +333,8 @@ func (u *User) Reattach(now time.Time, resume string, conn ConnID) (AttachResult
 	var eff Effects
 	h := hashToken(resume)
 	for id, w := range u.windows.all() {
-		if subtle.ConstantTimeCompare(h[:], w.token[:]) == 1 && w.lastConn == conn {
-			w.conn, w.dropped, w.gen = conn, false, 0
+		if subtle.ConstantTimeCompare(h[:], w.token[:]) == 1 && w.conn == conn {
+			w.dropped, w.gen = false, 0
 			eff.Persist = true
 			return AttachResult{Window: id, Resumed: true}, u.finish(now, eff)
 		}
@@ -439,7 +436,7 @@ func (u *User) Detach(now time.Time, windowID string, conn ConnID, bye bool, las
 	var eff Effects
 	w := u.owned(windowID, conn)
 	if w == nil && bye {
-		if lw := u.windows.get(windowID); lw != nil && lw.dropped && lw.lastConn == conn {
+		if lw := u.windows.get(windowID); lw != nil && lw.dropped && lw.conn == conn {
 			w = lw
 		}
 	}
@@ -454,7 +451,7 @@ func (u *User) Detach(now time.Time, windowID string, conn ConnID, bye bool, las
 		return u.finish(now, eff)
 	}
 	u.resumeGen++
-	w.dropped, w.conn, w.dropAt, w.gen = true, ConnID{}, msOrZero(lastHeard), u.resumeGen
+	w.dropped, w.dropAt, w.gen = true, msOrZero(lastHeard), u.resumeGen
 	w.expires = msOrZero(now.Add(u.cfg.ResumeWindow))
 	eff.Timers = append(eff.Timers, Timer{Kind: TimerResume, Window: windowID, Gen: w.gen, At: now.Add(u.cfg.ResumeWindow)})
 	return u.finish(now, eff)
