@@ -67,14 +67,21 @@ type Republish struct{}
 // userTimer is one armed timer of a user actor, on the node's Deadlines; a user actor has at
 // most one per kind and window. It is not reused: re-arming makes a new one, so fire reads only
 // what was set before it was scheduled.
+//
+// It keeps what the message needs, not the Timer (its At is the Deadline's), and finds the
+// actor's PID through the actor, whose d and self never change once it has started: 80 bytes,
+// where the Timer and a root and a PID of its own took 112.
 type userTimer struct {
 	Deadline
-	root *actor.RootContext
-	self *actor.PID
-	t    Timer
+	a      *userActor
+	window string
+	gen    uint64
+	kind   TimerKind
 }
 
-func (ut *userTimer) fire() { ut.root.Send(ut.self, timerFired{ut.t}) }
+func (ut *userTimer) fire() {
+	ut.a.d.System.Root.Send(ut.a.self, timerFired{Timer{Kind: ut.kind, Window: ut.window, Gen: ut.gen}})
+}
 
 // userActor wraps User. All fields are owned by the actor's Receive, except that timers'
 // callbacks (userTimer.fire, on the Deadlines' goroutines, and the I/O retry's AfterFunc) only Send.
@@ -166,7 +173,7 @@ func (a *userActor) Receive(ctx actor.Context) {
 		}
 		a.onEnvelope(ctx, m)
 	case timerFired:
-		if i := a.timerIndex(m.t.Kind, m.t.Window); i >= 0 && a.timers[i].t.Gen == m.t.Gen {
+		if i := a.timerIndex(m.t.Kind, m.t.Window); i >= 0 && a.timers[i].gen == m.t.Gen {
 			a.timers = slices.Delete(a.timers, i, i+1)
 		}
 		if !a.retiring && !a.isFenced {
@@ -407,7 +414,7 @@ func (a *userActor) fenced() {
 // due it sends a generation-stamped message to the actor; the rules ignore stale generations,
 // so replacing a timer only saves work.
 func (a *userActor) arm(t Timer) {
-	ut := &userTimer{root: a.d.System.Root, self: a.self, t: t}
+	ut := &userTimer{a: a, window: t.Window, gen: t.Gen, kind: t.Kind}
 	a.d.Deadlines.Init(&ut.Deadline, ut.fire)
 	ut.Reset(t.At)
 	if i := a.timerIndex(t.Kind, t.Window); i >= 0 {
@@ -421,7 +428,7 @@ func (a *userActor) arm(t Timer) {
 // timerIndex finds the armed timer of kind for window (empty for the user's own), or -1.
 func (a *userActor) timerIndex(kind TimerKind, window string) int {
 	for i, ut := range a.timers {
-		if ut.t.Kind == kind && ut.t.Window == window {
+		if ut.kind == kind && ut.window == window {
 			return i
 		}
 	}
