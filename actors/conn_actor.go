@@ -52,9 +52,10 @@ type ConnSpec struct {
 	Following    []Followed // users this user follows, no duplicates, not the user (see Follow)
 	GraphVersion uint64     // version of the cached following list
 	Hello        wire.Hello
-	// HelloAt is when the hello frame was read, for the hello-to-sync latency; zero: when the
-	// actor started (which leaves out authentication and the follow list).
-	HelloAt time.Time
+	// HelloAt is when the hello frame was read (unix ns), for the hello-to-sync latency; zero:
+	// when the actor started (which leaves out authentication and the follow list). Unix ns,
+	// not a time.Time: the spec lives as long as its connection.
+	HelloAt int64
 	Socket  Socket
 	// Stopped, when not nil, is called once the actor has stopped (the server joins it).
 	Stopped func()
@@ -117,7 +118,6 @@ type connActor struct {
 	lastHeard time.Time // set with closed
 	pending   []wire.Frame
 
-	startedAt   time.Time  // when Started ran: the hello's time when the spec has none
 	userPID     *actor.PID // the user actor that answered the hello (watched)
 	token       string     // this window's current resume token
 	reattaching uint64     // > 0 while looking for a moved user actor: the attempt's generation
@@ -148,10 +148,13 @@ func (c *connActor) Receive(ctx actor.Context) {
 	}
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
-		c.self, c.startedAt = ctx.Self(), time.Now()
+		c.self = ctx.Self()
 		spec := c.d.connSpec(c.self.GetId())
 		if spec == nil {
 			return
+		}
+		if spec.HelloAt == 0 {
+			spec.HelloAt = time.Now().UnixNano()
 		}
 		c.spec, c.view = spec, NewView(spec.Following)
 		c.d.Placement.Send(c.spec.User, envelope(&actorpb.Attach{
@@ -289,11 +292,7 @@ func (c *connActor) onAttached(ctx actor.Context, r *actorpb.AttachReply) {
 		return
 	}
 	c.d.Metrics.Hello(resume, metrics.ResultOK)
-	helloAt := c.spec.HelloAt
-	if helloAt.IsZero() {
-		helloAt = c.startedAt
-	}
-	c.d.Metrics.HelloToSync(helloAt)
+	c.d.Metrics.HelloToSync(time.Unix(0, c.spec.HelloAt))
 	pending := c.pending
 	c.pending = nil
 	for _, f := range pending {

@@ -621,7 +621,7 @@ func (c *conn) hello(h wire.Hello) {
 	spec := actors.ConnSpec{User: id.ID, Login: id.Login, Following: actors.Follow(t.list, id.ID), GraphVersion: t.version, Hello: h, Socket: c.out}
 	// The actor never needs the token: only the follow-list refreshes keep it.
 	spec.Hello.Token = ""
-	spec.HelloAt = time.Unix(0, c.lastHeard.Load()) // when the hello frame was read
+	spec.HelloAt = c.lastHeard.Load() // when the hello frame was read (unix ns)
 	spec.Stopped = c.actorDone.fire
 	pid := actors.SpawnConn(c.n.deps, spec)
 	c.mu.Lock()
