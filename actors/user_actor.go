@@ -96,9 +96,8 @@ type userActor struct {
 
 	// Failed I/O is retried with backoff (ioPending, ioPublish below); the actor does not
 	// retire while some is pending.
-	ioGen        uint64
-	ioBackoff    time.Duration
-	ioRetryTimer *time.Timer
+	ioGen   uint64
+	ioRetry *ioRetry // while I/O is failing: nil the rest of the time, which is nearly always
 
 	epoch uint64 // fencing epoch from Store.Acquire; 0 until the first write
 
@@ -134,9 +133,7 @@ func (a *userActor) Receive(ctx actor.Context) {
 		for _, t := range a.timers {
 			t.Stop()
 		}
-		if a.ioRetryTimer != nil {
-			a.ioRetryTimer.Stop()
-		}
+		a.ioRetry.stop()
 		if a.epoch != 0 {
 			a.d.Leases.Release(a.user, a.epoch)
 		}
@@ -356,13 +353,15 @@ func (a *userActor) persistAndPublish(publish bool) {
 			a.logger().Warn("writing presence failed; retrying until it works", zap.Error(err))
 		}
 		a.ioPending, a.ioPublish = true, publish
-		a.ioBackoff = min(max(2*a.ioBackoff, 100*time.Millisecond), 10*time.Second)
+		if a.ioRetry == nil {
+			a.ioRetry = &ioRetry{}
+		}
+		r := a.ioRetry
+		r.stop()
+		r.backoff = min(max(2*r.backoff, 100*time.Millisecond), 10*time.Second)
 		a.ioGen++
 		root, self, gen := a.d.System.Root, a.self, a.ioGen
-		if a.ioRetryTimer != nil {
-			a.ioRetryTimer.Stop()
-		}
-		a.ioRetryTimer = time.AfterFunc(a.ioBackoff, func() { root.Send(self, retryIO{gen}) })
+		r.timer = time.AfterFunc(r.backoff, func() { root.Send(self, retryIO{gen}) })
 		return
 	}
 	if publish {
@@ -371,7 +370,22 @@ func (a *userActor) persistAndPublish(publish bool) {
 	if a.ioPending {
 		a.logger().Info("writing presence works again")
 	}
-	a.ioPending, a.ioPublish, a.ioBackoff = false, false, 0
+	a.ioPending, a.ioPublish = false, false
+	a.ioRetry.stop()
+	a.ioRetry = nil
+}
+
+// ioRetry is the backoff of failed I/O. A stale retry that fires anyway carries an old
+// generation (ioGen stays in the actor, so a new ioRetry cannot reuse one).
+type ioRetry struct {
+	backoff time.Duration
+	timer   *time.Timer
+}
+
+func (r *ioRetry) stop() {
+	if r != nil && r.timer != nil {
+		r.timer.Stop()
+	}
 }
 
 // write acquires the user on the first write, then saves (and publishes) under its epoch, in one
