@@ -53,6 +53,15 @@ type Deps struct {
 	boot                 string        // random per node start: connection ids never repeat (SpawnConn)
 	specsMu              sync.Mutex
 	specs                map[string]*ConnSpec // connection actor id → its spec, while it lives
+	envOnce              sync.Once
+	env                  *UserEnv
+}
+
+// userEnv is User and NewToken as every user actor of the node shares them, made at the first
+// user (the fields may be set after NewDeps, until then).
+func (d *Deps) userEnv() *UserEnv {
+	d.envOnce.Do(func() { d.env = &UserEnv{Config: d.User, NewToken: d.NewToken} })
+	return d.env
 }
 
 // Hosted is the set of user actors active on this node. The zero value is ready.

@@ -21,6 +21,14 @@ func DefaultUserConfig() UserConfig {
 	return UserConfig{Debounce: 2 * time.Second, AwayAfter: 5 * time.Minute, ResumeWindow: 60 * time.Second}
 }
 
+// UserEnv is what every user of a node shares: the timing and the token maker (random, ≥128
+// bits, URL-safe). A user keeps a pointer to it: one user per connection, and a copy was 32
+// bytes of each.
+type UserEnv struct {
+	Config   UserConfig
+	NewToken func() string
+}
+
 // ConnID names the connection that holds a window (an actor PID as strings).
 type ConnID struct{ Address, ID string }
 
@@ -134,8 +142,7 @@ type window struct {
 // The small fields are kept together at the end: one user per connection, and scattered
 // among the words they padded the struct from the 240-byte size class to the 288 one.
 type User struct {
-	cfg      UserConfig
-	newToken func() string // random, ≥128 bits, URL-safe
+	env *UserEnv // the node's: one pointer, not a copy per user
 
 	windows      windowSet
 	lastSeen     int64 // ms; frozen while invisible
@@ -156,8 +163,8 @@ type User struct {
 }
 
 // NewUser makes a user with no windows from the public part of its record.
-func NewUser(cfg UserConfig, newToken func() string, published Published, invisible bool, lastSeen int64) *User {
-	u, _ := RestoreUser(cfg, newToken, UserState{Published: published, Invisible: invisible, LastSeen: lastSeen}, time.Time{})
+func NewUser(env *UserEnv, published Published, invisible bool, lastSeen int64) *User {
+	u, _ := RestoreUser(env, UserState{Published: published, Invisible: invisible, LastSeen: lastSeen}, time.Time{})
 	return u
 }
 
@@ -204,8 +211,8 @@ func (u *User) State() UserState {
 // attached to their connections (the shell watches them: a connection whose node died ends up
 // dropped); windows that waited for a resume wait until their old deadline. The effects arm the
 // timers the state needs.
-func RestoreUser(cfg UserConfig, newToken func() string, st UserState, now time.Time) (*User, Effects) {
-	u := &User{cfg: cfg, newToken: newToken, published: st.Published,
+func RestoreUser(env *UserEnv, st UserState, now time.Time) (*User, Effects) {
+	u := &User{env: env, published: st.Published,
 		invisible: st.Invisible, lastSeen: st.LastSeen, lastActivity: st.LastActivity, away: st.Away,
 		login: st.Login, privacy: st.Privacy, graphVersion: st.GraphVersion}
 	var eff Effects
@@ -295,13 +302,13 @@ func (u *User) Attach(now time.Time, windowID, resume string, conn ConnID) (Atta
 		u.takeOver(w, &eff)
 		w.conn, w.dropped = conn, false
 		w.gen = 0
-		tok := u.newToken()
+		tok := u.env.NewToken()
 		w.token = hashToken(tok)
 		eff.Persist = true
 		return AttachResult{Window: found, Resume: tok, Resumed: true}, u.finish(now, eff)
 	}
 	if windowID == "" {
-		windowID = "w-" + u.newToken()[:16]
+		windowID = "w-" + u.env.NewToken()[:16]
 	}
 	if u.windows.len() == 0 {
 		// Coming online starts the away clock; a hello is otherwise not activity.
@@ -318,7 +325,7 @@ func (u *User) Attach(now time.Time, windowID, resume string, conn ConnID) (Atta
 		u.windows.put(windowID, w)
 	}
 	w.conn = conn
-	tok := u.newToken()
+	tok := u.env.NewToken()
 	w.token = hashToken(tok)
 	u.armAway(&eff)
 	u.changed(now, &eff)
@@ -452,8 +459,8 @@ func (u *User) Detach(now time.Time, windowID string, conn ConnID, bye bool, las
 	}
 	u.resumeGen++
 	w.dropped, w.dropAt, w.gen = true, msOrZero(lastHeard), u.resumeGen
-	w.expires = msOrZero(now.Add(u.cfg.ResumeWindow))
-	eff.Timers = append(eff.Timers, Timer{Kind: TimerResume, Window: windowID, Gen: w.gen, At: now.Add(u.cfg.ResumeWindow)})
+	w.expires = msOrZero(now.Add(u.env.Config.ResumeWindow))
+	eff.Timers = append(eff.Timers, Timer{Kind: TimerResume, Window: windowID, Gen: w.gen, At: now.Add(u.env.Config.ResumeWindow)})
 	return u.finish(now, eff)
 }
 
@@ -484,7 +491,7 @@ func (u *User) Fire(now time.Time, t Timer) Effects {
 		if u.windows.len() == 0 || u.away {
 			break
 		}
-		if deadline := u.lastActivity.Add(u.cfg.AwayAfter); now.Before(deadline) {
+		if deadline := u.lastActivity.Add(u.env.Config.AwayAfter); now.Before(deadline) {
 			u.armAway(&eff)
 			break
 		}
@@ -511,7 +518,7 @@ func (u *User) armAway(eff *Effects) {
 	}
 	u.awayArmed = true
 	u.awayGen++
-	eff.Timers = append(eff.Timers, Timer{Kind: TimerAway, Gen: u.awayGen, At: u.lastActivity.Add(u.cfg.AwayAfter)})
+	eff.Timers = append(eff.Timers, Timer{Kind: TimerAway, Gen: u.awayGen, At: u.lastActivity.Add(u.env.Config.AwayAfter)})
 }
 
 // changed opens a debounce window if what followers should see differs from what they saw.
@@ -521,7 +528,7 @@ func (u *User) changed(now time.Time, eff *Effects) {
 	}
 	u.debounceOpen = true
 	u.debounceGen++
-	eff.Timers = append(eff.Timers, Timer{Kind: TimerDebounce, Gen: u.debounceGen, At: now.Add(u.cfg.Debounce)})
+	eff.Timers = append(eff.Timers, Timer{Kind: TimerDebounce, Gen: u.debounceGen, At: now.Add(u.env.Config.Debounce)})
 }
 
 func (u *User) audience() Audience {

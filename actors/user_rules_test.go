@@ -13,10 +13,10 @@ var t0 = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 
 func testUser() *User {
 	n := 0
-	return NewUser(DefaultUserConfig(), func() string {
+	return NewUser(&UserEnv{DefaultUserConfig(), func() string {
 		n++
 		return fmt.Sprintf("token-%02d-abcdefghijklmnopqrstuvwxyz", n)
-	}, Published{Presence: wire.Presence{State: wire.StateOffline}}, false, 0)
+	}}, Published{Presence: wire.Presence{State: wire.StateOffline}}, false, 0)
 }
 
 var (
@@ -211,7 +211,7 @@ func TestRetireOnlyWhenNothingPending(t *testing.T) {
 
 // Going invisible before coming online was published leaks nothing: no x, last seen unchanged.
 func TestInvisibleBeforeOnlineIsPublishedLeaksNothing(t *testing.T) {
-	u := NewUser(DefaultUserConfig(), func() string { return "tok-abcdefghijklmnopqrstuvwxyz" },
+	u := NewUser(&UserEnv{DefaultUserConfig(), func() string { return "tok-abcdefghijklmnopqrstuvwxyz" }},
 		Published{Presence: wire.Presence{State: wire.StateOffline, TS: 1000}, Version: 3}, false, 1000)
 	_, eff := u.Attach(t0, "w1", "", c1)
 	if e := u.SetInvisible(t0.Add(time.Second), "w1", c1, true); e.Publish != nil || u.LastSeen() != 1000 {
@@ -235,7 +235,7 @@ func TestStateRoundTripAndRestore(t *testing.T) {
 	u.Detach(t0.Add(2*time.Second), "w1", c1, false, t0.Add(2*time.Second))
 	st0 := stateFromPB(stateToPB("alice", u.State())) // through the protobuf record
 
-	v, eff := RestoreUser(DefaultUserConfig(), u.newToken, st0, t0.Add(3*time.Second))
+	v, eff := RestoreUser(u.env, st0, t0.Add(3*time.Second))
 	if v.Current() != u.Current() || v.Published() != u.Published() || eff.Publish != nil {
 		t.Fatalf("restored %+v / %+v, want %+v / %+v", v.Current(), v.Published(), u.Current(), u.Published())
 	}
