@@ -55,7 +55,6 @@ type Poller struct {
 // Desc is one registered socket. It is created by Add and used for Resume and Remove.
 type Desc struct {
 	id      uint64
-	conn    net.Conn // Add: held so that nothing closes the fd while it is registered
 	fd      FD
 	onEvent func(Event)
 
@@ -129,7 +128,9 @@ func (p *Poller) Add(c net.Conn, onEvent func(Event)) (*Desc, error) {
 	if err != nil {
 		return nil, fmt.Errorf("poll: add: %w", err)
 	}
-	return p.add(&Desc{conn: c, fd: rc, onEvent: onEvent, events: armedRead})
+	// The raw conn refers to the conn's descriptor, so holding it keeps the conn's finalizer
+	// from closing the number while it is registered: the conn itself need not be held.
+	return p.add(&Desc{fd: rc, onEvent: onEvent, events: armedRead})
 }
 
 // AddFD registers a descriptor that the caller owns, armed for want: Readable (with Hangup), as
@@ -207,7 +208,7 @@ func (p *Poller) Remove(d *Desc) error {
 	d.removed = true
 	p.forget(d)
 	// Let go of the conn and of whatever the callback holds once deregistered.
-	defer func() { d.conn, d.fd, d.onEvent = nil, nil, nil }()
+	defer func() { d.fd, d.onEvent = nil, nil }()
 	p.life.RLock()
 	defer p.life.RUnlock()
 	if p.closed {
