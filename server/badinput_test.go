@@ -2,9 +2,12 @@ package server_test
 
 import (
 	"bytes"
+	"io"
 	"net"
 	"strings"
 	"testing"
+
+	"github.com/gobwas/ws"
 
 	"github.com/presenced/presenced/testkit"
 	"github.com/presenced/presenced/wire"
@@ -128,5 +131,64 @@ func writeRaw(t *testing.T, nc net.Conn, b []byte) {
 	t.Helper()
 	if _, err := nc.Write(b); err != nil {
 		t.Fatalf("write: %v", err)
+	}
+}
+
+// TestFragmentedMessages: a text message in fragments is one frame to the server, an empty
+// first fragment included; a continuation with no message before it, and a message whose
+// fragments add up to more than 4 KiB, are refused with their own error and close code.
+func TestFragmentedMessages(t *testing.T) {
+	n := testkit.StartNode(t, fast(map[string][]string{"bob": {"alice"}}))
+	bob := n.Connect(t, wire.Hello{Token: "bob"})
+	alice := n.Connect(t, wire.Hello{Token: "alice"})
+	bob.Expect(wire.Online{ID: "alice", Presence: online(wire.Idle, "", "")})
+
+	var b bytes.Buffer
+	msg := []byte(`{"t":"status","a":"Coding","p":"presenced"}`)
+	for i, part := range [][]byte{nil, msg[:10], msg[10:30], msg[30:]} {
+		op := ws.OpContinuation
+		if i == 0 {
+			op = ws.OpText
+		}
+		if err := writeFragment(&b, op, i == 3, part); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeRaw(t, alice.Conn.NetConn(), b.Bytes())
+	bob.Expect(wire.Update{ID: "alice", Has: wire.FieldActivity | wire.FieldProject, Activity: wire.Coding, Project: "presenced"})
+
+	cases := []struct {
+		name      string
+		frames    func(w io.Writer) error
+		errCode   string
+		errMsg    string
+		closeCode int
+	}{
+		{"continuation without a message", func(w io.Writer) error {
+			return writeFragment(w, ws.OpContinuation, true, []byte(`{"t":"ping"}`))
+		}, wire.ErrBadFrame, "continuation frame without a message", wire.CloseProtocolError},
+		{"fragments over 4 KiB", func(w io.Writer) error {
+			part := []byte(strings.Repeat("x", 3000))
+			if err := writeFragment(w, ws.OpText, false, part); err != nil {
+				return err
+			}
+			return writeFragment(w, ws.OpContinuation, true, part)
+		}, wire.ErrTooBig, "frames are limited to 4096 bytes", wire.CloseTooBig},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			m := n.Connect(t, wire.Hello{Token: "mallory"})
+			var b bytes.Buffer
+			if err := tc.frames(&b); err != nil {
+				t.Fatal(err)
+			}
+			writeRaw(t, m.Conn.NetConn(), b.Bytes())
+			m.Expect(wire.ErrorFrame{Code: tc.errCode, Msg: tc.errMsg})
+			m.ExpectClose("", tc.closeCode)
+			alice.Send(wire.Status{Has: wire.FieldActivity, Activity: wire.Idle})
+			bob.Expect(wire.Update{ID: "alice", Has: wire.FieldActivity, Activity: wire.Idle})
+			alice.Send(wire.Status{Has: wire.FieldActivity, Activity: wire.Coding})
+			bob.Expect(wire.Update{ID: "alice", Has: wire.FieldActivity, Activity: wire.Coding})
+		})
 	}
 }

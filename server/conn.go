@@ -48,7 +48,7 @@ type conn struct {
 	user      string     // the verified user id, after a good hello
 	actorDone signal     // fired once the connection actor has stopped
 	limiter   limiter    // set up at the hello
-	msg       []byte     // a fragmented text message being assembled
+	msg       *[]byte    // a fragmented text message being assembled: rare, so made by its first frame
 
 	desc      *poll.Desc   // nil when a goroutine reads
 	startNs   int64        // unix ns when serve began (the hello timeout counts from it)
@@ -437,6 +437,14 @@ func (c *conn) finish() {
 }
 
 // readFrame reads and handles one frame; false means the socket is done for reading.
+// msgLen is how much of a fragmented message has arrived.
+func (c *conn) msgLen() int {
+	if c.msg == nil {
+		return 0
+	}
+	return len(*c.msg)
+}
+
 func (c *conn) readFrame(br *bufio.Reader) bool {
 	h, err := ws.ReadHeader(br)
 	if err != nil {
@@ -447,7 +455,7 @@ func (c *conn) readFrame(br *bufio.Reader) bool {
 		c.fail(&wire.Error{Code: wire.ErrBadFrame, Msg: "client frames must be masked", Close: wire.CloseProtocolError})
 		return false
 	}
-	if h.Length > wire.MaxFrameBytes || int64(len(c.msg))+h.Length > wire.MaxFrameBytes {
+	if h.Length > wire.MaxFrameBytes || int64(c.msgLen())+h.Length > wire.MaxFrameBytes {
 		c.fail(&wire.Error{Code: wire.ErrTooBig, Msg: "frames are limited to 4096 bytes", Close: wire.CloseTooBig})
 		c.discard(br)
 		return false
@@ -485,13 +493,16 @@ func (c *conn) readFrame(br *bufio.Reader) bool {
 			return true
 		}
 		if !h.Fin {
-			c.msg = append(c.msg, payload...)
+			if c.msg == nil {
+				c.msg = new([]byte)
+			}
+			*c.msg = append(*c.msg, payload...)
 			return true
 		}
 		if c.msg != nil {
-			c.msg = append(c.msg, payload...)
-			c.onText(c.msg)
+			m := append(*c.msg, payload...)
 			c.msg = nil
+			c.onText(m)
 			return true
 		}
 		c.onText(payload)
