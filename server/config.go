@@ -33,7 +33,7 @@ type Config struct {
 	CloseGrace    time.Duration // after our close frame, wait this long for the client's (2 s)
 	FrameTimeout  time.Duration // a frame that has begun must arrive whole within this (10 s)
 	AuthTimeout   time.Duration // one Authenticate, and one follow-list fetch (all pages) (10 s)
-	MaxQueueBytes int           // outbound bytes queued per socket before a slow-consumer close (256 KiB)
+	MaxQueueBytes int           // outbound bytes queued per socket before a slow-consumer close (256 KiB; at most 1 GiB)
 	DrainRate     int           // sockets per second a shutdown tells to resume elsewhere (5,000)
 	// WriteDelay is how long a text frame queued on an idle socket waits for more before the
 	// write (1 ms; negative: write at once). Frames queued in that window leave in one write.
@@ -64,6 +64,10 @@ type Config struct {
 // against 5 ms (docs/benchmarks.md): 4-5 ms less median latency at low rates, the same p99 and
 // throughput under load, where the flusher's rounds batch by themselves.
 const DefaultWriteDelay = time.Millisecond
+
+// maxQueueBytesLimit bounds MaxQueueBytes: an outbox counts its queue in an int32, and a
+// gigabyte queued for one socket is no queue any more.
+const maxQueueBytesLimit = 1 << 30
 
 func (c *Config) setDefaults() error {
 	if c.Auth == nil || c.Graph == nil {
@@ -97,6 +101,7 @@ func (c *Config) setDefaults() error {
 	if c.MaxQueueBytes <= 0 {
 		c.MaxQueueBytes = 256 << 10
 	}
+	c.MaxQueueBytes = min(c.MaxQueueBytes, maxQueueBytesLimit)
 	if c.RateLimit <= 0 {
 		c.RateLimit = 20
 	}

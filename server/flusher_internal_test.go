@@ -12,6 +12,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/presenced/presenced/auth"
 	"github.com/presenced/presenced/server/poll"
 	"github.com/presenced/presenced/wire"
 )
@@ -234,5 +235,19 @@ func TestAppendFrame(t *testing.T) {
 	payload := []byte(`{"t":"u","id":"alice","a":"Coding"}`)
 	if allocs := testing.AllocsPerRun(100, func() { buf = appendFrame(buf[:0], ws.OpText, payload) }); allocs != 0 {
 		t.Fatalf("appendFrame allocates %v times", allocs)
+	}
+}
+
+// TestQueueBoundLimit: the outbound queue's bound defaults to 256 KiB and is at most 1 GiB (an
+// outbox counts it in an int32).
+func TestQueueBoundLimit(t *testing.T) {
+	for _, tc := range []struct{ set, want int }{{0, 256 << 10}, {1 << 20, 1 << 20}, {4 << 30, 1 << 30}} {
+		c := Config{Auth: auth.DevAuth{}, Graph: auth.StaticGraph{}, MaxQueueBytes: tc.set}
+		if err := c.setDefaults(); err != nil {
+			t.Fatal(err)
+		}
+		if c.MaxQueueBytes != tc.want {
+			t.Errorf("MaxQueueBytes %d: got %d, want %d", tc.set, c.MaxQueueBytes, tc.want)
+		}
 	}
 }

@@ -52,14 +52,16 @@ type outbox struct {
 	stopped  bool // Stop was called
 
 	frames  [][]byte
-	bytes   int
 	pong    []byte // payload of a client ping to answer, nil when none
 	closing *closeReq
-	carry   []byte      // encoded bytes a non-blocking write left over: written first
-	full    int         // flusher writes that found the socket full (for tests)
-	timer   *time.Timer // made on the first delayed write, then reused
-	done    signal      // fired when finished
-	wg      sync.WaitGroup
+	carry   []byte // encoded bytes a non-blocking write left over: written first
+	// int32s side by side: one word, which keeps the outbox in the 208-byte class (the queue's
+	// bound is at most maxQueueBytesLimit).
+	bytes int32
+	full  int32       // flusher writes that found the socket full (for tests)
+	timer *time.Timer // made on the first delayed write, then reused
+	done  signal      // fired when finished
+	wg    sync.WaitGroup
 }
 
 type closeReq struct {
@@ -132,7 +134,7 @@ func (o *outbox) flushFast(buf []byte) []byte {
 	}
 	buf = appendBatch(buf[:0], o.pong, o.ping, o.frames, nil)
 	clear(o.frames)
-	o.cfg.Metrics.BytesOut(o.bytes)
+	o.cfg.Metrics.BytesOut(int(o.bytes))
 	o.frames, o.bytes, o.pong, o.ping = o.frames[:0], 0, nil, false
 	if len(buf) == 0 {
 		o.mu.Unlock()
@@ -194,11 +196,11 @@ func (o *outbox) Write(frame []byte) {
 	if o.closing != nil {
 		return
 	}
-	if o.bytes+len(frame) > o.cfg.MaxQueueBytes {
+	if int(o.bytes)+len(frame) > o.cfg.MaxQueueBytes {
 		o.closing = &closeReq{wire.CloseSlowConsumer, wire.ErrSlowConsumer, "outbound queue overflowed: read faster, then resume"}
 	} else {
 		o.frames = append(o.frames, frame)
-		o.bytes += len(frame)
+		o.bytes += int32(len(frame))
 		o.soonLocked()
 		return
 	}
@@ -288,7 +290,7 @@ func (o *outbox) run() {
 			return
 		}
 		frames, o.frames = o.frames, frames[:0]
-		o.cfg.Metrics.BytesOut(o.bytes)
+		o.cfg.Metrics.BytesOut(int(o.bytes))
 		o.bytes = 0
 		pong, ping, cl, carry := o.pong, o.ping, o.closing, o.carry
 		o.pong, o.ping, o.carry = nil, false, nil
