@@ -36,7 +36,8 @@ type Deps struct {
 	// Member is this node's cluster address when user actors are grains ("" on a single node):
 	// user actors record where they live so survivors can wake them if this member dies.
 	Member string
-	// Hosted lists the user actors active on this node, for recovery broadcasts.
+	// Hosted lists the user actors active on this node, for recovery broadcasts, when the
+	// placement cannot (BroadcastUsers): in a cluster.
 	Hosted Hosted
 	// Leases renews the leases of this node's user actors in rounds.
 	Leases *Leases
@@ -62,6 +63,19 @@ type Deps struct {
 func (d *Deps) userEnv() *UserEnv {
 	d.envOnce.Do(func() { d.env = &UserEnv{Config: d.User, NewToken: d.NewToken} })
 	return d.env
+}
+
+// Broadcaster is a placement that can reach every user actor it placed on this node.
+type Broadcaster interface{ Broadcast(msg any) }
+
+// BroadcastUsers sends msg to every user actor on this node: through the placement when it can
+// list them (a single node), else through Hosted.
+func (d *Deps) BroadcastUsers(msg any) {
+	if b, ok := d.Placement.(Broadcaster); ok {
+		b.Broadcast(msg)
+		return
+	}
+	d.Hosted.Broadcast(d.System.Root, msg)
 }
 
 // Hosted is the set of user actors active on this node. The zero value is ready.

@@ -197,13 +197,16 @@ func (a *userActor) start(ctx actor.Context) {
 	a.apply(ctx, eff)
 }
 
-// track records (or forgets) that this node hosts the user: locally for recovery broadcasts,
-// and in the store when this node is a cluster member.
+// track records (or forgets) that this node hosts the user: locally for recovery broadcasts
+// (unless the placement lists its actors itself), and in the store when this node is a cluster
+// member.
 func (a *userActor) track(on bool) {
-	if on {
-		a.d.Hosted.add(a.user, a.self)
-	} else {
-		a.d.Hosted.remove(a.user, a.self)
+	if _, ok := a.d.Placement.(Broadcaster); !ok {
+		if on {
+			a.d.Hosted.add(a.user, a.self)
+		} else {
+			a.d.Hosted.remove(a.user, a.self)
+		}
 	}
 	gt, ok := a.d.Store.(cluster.GrainTracker)
 	if !ok || a.d.Member == "" {

@@ -73,6 +73,17 @@ func (p *LocalPlacement) Lookup(user string) *actor.PID {
 	return p.actors[user]
 }
 
+// Broadcast sends msg to every user actor it placed: a recovery path, never a delivery path.
+// It lists the same actors that actors.Hosted would, so a node with this placement keeps no
+// second set of them.
+func (p *LocalPlacement) Broadcast(msg any) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	for _, pid := range p.actors {
+		p.root.Send(pid, msg)
+	}
+}
+
 // Active reports how many user actors are active (for stats and tests).
 func (p *LocalPlacement) Active() int {
 	p.mu.RLock()

@@ -346,7 +346,7 @@ func (n *Node) membersLeft(self string, members, left []string) {
 // so every local view re-reads the store and user actors write their state again.
 func (n *Node) resync() {
 	n.log.Info("bus resubscribed: rewriting user state and resyncing local views")
-	n.deps.Hosted.Broadcast(n.system.Root, actors.Republish{})
+	n.deps.BroadcastUsers(actors.Republish{})
 	n.deps.Fanout.Resync()
 }
 
