@@ -114,8 +114,8 @@ type connActor struct {
 	detached   bool // the user actor was told the window's socket ended
 	kicked     bool // the user actor closed this socket: never look for it again
 
-	window    string    // set when attached
-	lastHeard time.Time // set with closed
+	window    string // set when attached
+	lastHeard int64  // unix ns, set with closed
 	pending   []wire.Frame
 
 	userPID     *actor.PID // the user actor that answered the hello (watched)
@@ -190,7 +190,7 @@ func (c *connActor) Receive(ctx actor.Context) {
 			}
 		}
 	case SocketClosed:
-		c.closed, c.lastHeard = true, m.LastHeard
+		c.closed, c.lastHeard = true, sinceEpoch(m.LastHeard, time.Nanosecond)
 		c.finish(ctx)
 	case *Delivery:
 		if b, t, ok := c.view.Deliver(m, c.visible); ok {
@@ -484,7 +484,7 @@ func (c *connActor) finish(ctx actor.Context) {
 func (c *connActor) release() {
 	if c.attached && !c.detached && !c.kicked {
 		c.detached = true
-		heard := c.lastHeard
+		heard := fromEpoch(c.lastHeard, time.Nanosecond)
 		if heard.IsZero() {
 			heard = time.Now() // stopped from outside: its SocketClosed, if sent, is queued behind the stop
 		}

@@ -104,13 +104,13 @@ func TestAwayIsCheckedWhenTheTimerFires(t *testing.T) {
 	_, eff := u.Attach(t0, "w1", "", c1)
 	flush(t, u, eff)
 	away := eff.Timers[0]
-	if away.Kind != TimerAway || away.At != t0.Add(5*time.Minute) {
+	if away.Kind != TimerAway || !away.At.Equal(t0.Add(5*time.Minute)) {
 		t.Fatalf("away timer = %+v", away)
 	}
 	// Activity at +3 min: the timer fires at +5 min and re-arms for +8 min instead.
 	u.Status(t0.Add(3*time.Minute), "w1", c1, wire.Status{})
 	e := u.Fire(away.At, away)
-	if len(e.Timers) != 1 || e.Timers[0].Kind != TimerAway || e.Timers[0].At != t0.Add(8*time.Minute) {
+	if len(e.Timers) != 1 || e.Timers[0].Kind != TimerAway || !e.Timers[0].At.Equal(t0.Add(8*time.Minute)) {
 		t.Fatalf("re-armed %+v, want away at +8 min", e.Timers)
 	}
 	e = u.Fire(e.Timers[0].At, e.Timers[0])
