@@ -117,13 +117,13 @@ func (e Effects) then(next Effects) Effects {
 	return e
 }
 
-// window is one editor window of the user. Its times are int64s, not time.Time: 8 bytes
-// instead of 24 each, one window per connection (176-byte size class instead of 224); 0 stands
-// for the zero time (sinceEpoch, fromEpoch). dropAt and expires are unix ms, as the record
-// keeps them; statusAt is unix ns, because it orders two windows' status frames, which may come
-// within one millisecond.
+// window is one editor window of the user, one per connection: 144 bytes with its times as
+// int64s and one connection id (224 with time.Times and two ids). 0 stands for the zero time
+// (sinceEpoch, fromEpoch). dropAt and expires are unix ms, as the record keeps them; statusAt
+// is unix ns, because it orders two windows' status frames, which may come within one
+// millisecond.
 type window struct {
-	conn     ConnID // the connection that holds it, or held it last while dropped (see held)
+	conn     ConnID // the connection that holds it; while dropped, the one that held it last
 	activity wire.Activity
 	project  string
 	language string
