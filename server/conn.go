@@ -436,7 +436,6 @@ func (c *conn) finish() {
 	c.n.connDone(c)
 }
 
-// readFrame reads and handles one frame; false means the socket is done for reading.
 // msgLen is how much of a fragmented message has arrived.
 func (c *conn) msgLen() int {
 	if c.msg == nil {
@@ -445,6 +444,7 @@ func (c *conn) msgLen() int {
 	return len(*c.msg)
 }
 
+// readFrame reads and handles one frame; false means the socket is done for reading.
 func (c *conn) readFrame(br *bufio.Reader) bool {
 	h, err := ws.ReadHeader(br)
 	if err != nil {
