@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -259,5 +260,57 @@ func TestConnIDsNeverRepeat(t *testing.T) {
 		}
 		before.stop(t, a)
 		after.stop(t, b)
+	})
+}
+
+// panicky is a socket whose next write panics once armed, as a bug in the actor's path would.
+type panicky struct {
+	*socket
+	armed atomic.Bool
+}
+
+func (p *panicky) Write(b []byte) {
+	if p.armed.CompareAndSwap(true, false) {
+		panic("a bug on the write path")
+	}
+	p.socket.Write(b)
+}
+
+func specsHeld(d *Deps) int {
+	d.specsMu.Lock()
+	defer d.specsMu.Unlock()
+	return len(d.specs)
+}
+
+// TestConnActorRestartTakesItsSpec: the node's map of specs holds none once the connection
+// actors have started; one that panics hands its spec back as it restarts, and the new instance
+// takes it and answers its client again: welcome, then a sync with what it follows.
+func TestConnActorRestartTakesItsSpec(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld()
+		s := &panicky{socket: newSocket()}
+		bob := SpawnConn(w.deps, ConnSpec{User: "bob", Login: "bob", Following: followees("alice"), Hello: wire.Hello{Token: "bob"}, Socket: s})
+		if _, ok := s.next(t).(wire.Welcome); !ok {
+			t.Fatal("want welcome")
+		}
+		if _, ok := s.next(t).(wire.Sync); !ok {
+			t.Fatal("want sync")
+		}
+		if n := specsHeld(w.deps); n != 0 {
+			t.Fatalf("the map holds %d specs once the actor started, want 0", n)
+		}
+		s.armed.Store(true) // alice's online frame panics in bob's actor
+		alice, _, _ := w.connect(t, "alice")
+		if f, ok := s.next(t).(wire.Welcome); !ok || f.ID != "bob" {
+			t.Fatalf("after the restart bob got %#v, want a welcome", f)
+		}
+		sy, ok := s.next(t).(wire.Sync)
+		if !ok || len(sy.Users) != 1 || sy.Users[0] != (wire.SyncUser{Username: "alice", Presence: wire.Presence{State: wire.StateOnline}}) {
+			t.Fatalf("after the restart bob got %#v, want a sync with alice online", sy)
+		}
+		if n := specsHeld(w.deps); n != 0 {
+			t.Fatalf("the map holds %d specs after the restart, want 0", n)
+		}
+		w.stop(t, bob, alice)
 	})
 }

@@ -67,7 +67,9 @@ const maxPending = 64
 
 // SpawnConn starts the connection actor of spec. Every connection actor shares one Props (a
 // Props, its closure and a middleware per socket would cost a good part of an idle connection):
-// the actor finds its spec by its name, conn/<boot>/<n>, at start and again after a restart.
+// the actor takes its spec by its name, conn/<boot>/<n>, from the node's map of specs at start;
+// a restart hands it back there first, for the new instance to take. So the map holds only
+// actors about to start, not every connection.
 // User records keep their windows' connection ids, so an id must never come back: a counter
 // alone would (a restarted node counts from 1 again, at the same address), hence boot, random
 // per node start.
@@ -84,18 +86,20 @@ func SpawnConn(d *Deps, spec ConnSpec) *actor.PID {
 	return pid
 }
 
-// connSpec is the spec of connection actor id, nil when it has stopped.
-func (d *Deps) connSpec(id string) *ConnSpec {
+// takeSpec removes and returns the spec waiting for connection actor id; nil when none is.
+func (d *Deps) takeSpec(id string) *ConnSpec {
 	d.specsMu.Lock()
 	defer d.specsMu.Unlock()
-	return d.specs[id]
+	spec := d.specs[id]
+	delete(d.specs, id)
+	return spec
 }
 
-// forgetConn drops a stopped connection actor's spec.
-func (d *Deps) forgetConn(id string) {
+// putSpec leaves spec for the next instance of connection actor id (a restart).
+func (d *Deps) putSpec(id string, spec *ConnSpec) {
 	d.specsMu.Lock()
 	defer d.specsMu.Unlock()
-	delete(d.specs, id)
+	d.specs[id] = spec
 }
 
 // connActor wraps a View; all fields are owned by Receive.
@@ -103,7 +107,7 @@ func (d *Deps) forgetConn(id string) {
 // The flags are kept together, so that they share one word (one actor per connection).
 type connActor struct {
 	d    *Deps
-	spec *ConnSpec // shared with Deps' map, so a restart starts from what it became
+	spec *ConnSpec // handed to the next instance on a restart, so that one starts from what it became
 	view *View
 	self *actor.PID
 
@@ -149,7 +153,7 @@ func (c *connActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		c.self = ctx.Self()
-		spec := c.d.connSpec(c.self.GetId())
+		spec := c.d.takeSpec(c.self.GetId())
 		if spec == nil {
 			return
 		}
@@ -161,14 +165,14 @@ func (c *connActor) Receive(ctx actor.Context) {
 			User: c.spec.User, Window: c.spec.Hello.Window, ResumeToken: c.spec.Hello.Resume, Conn: connRef(c.self),
 			Login: c.spec.Login, GraphVersion: c.spec.GraphVersion,
 		}), c.self)
+	case *actor.Restarting:
+		c.d.putSpec(c.self.GetId(), c.spec)
 	case *actor.Stopping:
 		c.release()
 	case *actor.Stopped:
-		if spec := c.d.connSpec(c.self.GetId()); spec != nil {
-			c.d.forgetConn(c.self.GetId())
-			if spec.Stopped != nil {
-				spec.Stopped()
-			}
+		c.d.takeSpec(c.self.GetId()) // none, unless it stopped while restarting
+		if c.spec != nil && c.spec.Stopped != nil {
+			c.spec.Stopped()
 		}
 	case Inbound:
 		c.onInbound(ctx, m.Frame)

@@ -53,7 +53,7 @@ type Deps struct {
 	spawned              atomic.Uint64 // names actors: user/<id>/<n>, conn/<boot>/<n>
 	boot                 string        // random per node start: connection ids never repeat (SpawnConn)
 	specsMu              sync.Mutex
-	specs                map[string]*ConnSpec // connection actor id → its spec, while it lives
+	specs                map[string]*ConnSpec // connection actor id → its spec, until the actor takes it (SpawnConn)
 	envOnce              sync.Once
 	env                  *UserEnv
 }
