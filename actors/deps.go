@@ -27,12 +27,12 @@ type Deps struct {
 	Follows   cluster.Follows // cached follow lists: whom mutual-only users follow back
 	Bus       cluster.Bus
 	Fanout    *Fanout
-	User      UserConfig
-	Log       *zap.Logger
+	// Users is what every user actor of the node shares: the timing, and the maker of resume
+	// tokens and window ids (RandomToken: 256 random bits, base64url).
+	Users *UserEnv
+	Log   *zap.Logger
 	// IOTimeout bounds one store or bus call made from an actor (default 5 s).
 	IOTimeout time.Duration
-	// NewToken makes resume tokens and window ids (default: 256 random bits, base64url).
-	NewToken func() string
 	// Member is this node's cluster address when user actors are grains ("" on a single node):
 	// user actors record where they live so survivors can wake them if this member dies.
 	Member string
@@ -54,15 +54,6 @@ type Deps struct {
 	boot                 string        // random per node start: connection ids never repeat (SpawnConn)
 	specsMu              sync.Mutex
 	specs                map[string]*ConnSpec // connection actor id → its spec, until the actor takes it (SpawnConn)
-	envOnce              sync.Once
-	env                  *UserEnv
-}
-
-// userEnv is User and NewToken as every user actor of the node shares them, made at the first
-// user (the fields may be set after NewDeps, until then).
-func (d *Deps) userEnv() *UserEnv {
-	d.envOnce.Do(func() { d.env = &UserEnv{Config: d.User, NewToken: d.NewToken} })
-	return d.env
 }
 
 // Broadcaster is a placement that can reach every user actor it placed on this node.
@@ -143,7 +134,7 @@ func NewDeps(system *actor.ActorSystem, store cluster.Store, newBus func(cluster
 	fan := NewFanout(system.Root, log)
 	bus := newBus(fan.Deliver)
 	fan.SetBus(bus)
-	d := &Deps{System: system, Store: store, Follows: cluster.NewMemoryFollows(), Bus: bus, Fanout: fan, User: user, Log: log, NewToken: RandomToken,
+	d := &Deps{System: system, Store: store, Follows: cluster.NewMemoryFollows(), Bus: bus, Fanout: fan, Users: &UserEnv{Config: user, NewToken: RandomToken}, Log: log,
 		specs: map[string]*ConnSpec{}, boot: RandomToken()[:8]}
 	d.Leases = NewLeases(store, system.Root, log, d.ioTimeout)
 	d.Deadlines = NewDeadlines(4 * runtime.GOMAXPROCS(0))

@@ -240,7 +240,7 @@ func (a *userActor) load() (*User, Effects) {
 			a.logger().Error("user record does not decode; starting from an empty record", zap.Error(err))
 		}
 	}
-	return RestoreUser(a.d.userEnv(), stateFromPB(&rec), time.Now())
+	return RestoreUser(a.d.Users, stateFromPB(&rec), time.Now())
 }
 
 func (a *userActor) onEnvelope(ctx actor.Context, env *actorpb.Envelope) {
