@@ -69,6 +69,19 @@ func (d *Deps) BroadcastUsers(msg any) {
 	d.Hosted.Broadcast(d.System.Root, msg)
 }
 
+// hosting records in Hosted that pid is (on) or no longer is user's actor here, when the
+// placement cannot list its actors itself (see BroadcastUsers).
+func (d *Deps) hosting(user string, pid *actor.PID, on bool) {
+	if _, ok := d.Placement.(Broadcaster); ok {
+		return
+	}
+	if on {
+		d.Hosted.add(user, pid)
+	} else {
+		d.Hosted.remove(user, pid)
+	}
+}
+
 // Hosted is the set of user actors active on this node. The zero value is ready.
 type Hosted struct {
 	mu   sync.Mutex

@@ -201,13 +201,7 @@ func (a *userActor) start(ctx actor.Context) {
 // (unless the placement lists its actors itself), and in the store when this node is a cluster
 // member.
 func (a *userActor) track(on bool) {
-	if _, ok := a.d.Placement.(Broadcaster); !ok {
-		if on {
-			a.d.Hosted.add(a.user, a.self)
-		} else {
-			a.d.Hosted.remove(a.user, a.self)
-		}
-	}
+	a.d.hosting(a.user, a.self, on)
 	gt, ok := a.d.Store.(cluster.GrainTracker)
 	if !ok || a.d.Member == "" {
 		return
