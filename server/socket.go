@@ -15,9 +15,10 @@ import (
 
 // sock is a polled TCP socket once its net.TCPConn is let go (detach): the descriptor alone,
 // non-blocking. A net.TCPConn costs an idle connection about 1 KiB: its two addresses, its
-// netFD and, outside the heap, the runtime's poll descriptor (512 bytes in Go 1.26: two
-// timers, padded for tagged pointers, runtime/tagptr.go) and a finalizer. presenced waits on the socket with its
-// own epoll (reads, and the rare writer that finds the socket full), so it needs none of that.
+// netFD and, outside the heap, the runtime's poll descriptor (512 bytes in Go 1.26: two timers,
+// padded for tagged pointers, runtime/tagptr.go) and a finalizer. presenced waits on the socket
+// with its own epoll (reads, and the rare writer that finds the socket full), so it needs none
+// of that.
 //
 // Every use of the descriptor holds a reference (acquire, release); close shuts the socket down
 // at once, which wakes whoever waits on it, but closes the descriptor only when the last
