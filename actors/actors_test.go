@@ -103,6 +103,62 @@ func (w *world) stop(t *testing.T, pids ...*actor.PID) {
 	time.Sleep(2 * time.Second)
 }
 
+// TestConnActorRestartKeepsItsWindow: a connection actor restarted after a panic resumes the
+// window it held, with its current token, instead of opening a second one beside it. The client
+// gets a welcome that says resumed, with a new token, and a sync; its subscriptions are not
+// doubled; and when it says bye its follower sees it offline at once, since no window is left
+// held by the same connection.
+func TestConnActorRestartKeepsItsWindow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld()
+		alice, as, _ := w.connect(t, "alice", "bob")
+		s := &panicky{socket: newSocket()}
+		bob := SpawnConn(w.deps, ConnSpec{User: "bob", Login: "bob", Following: followees("carol"), Hello: wire.Hello{Token: "bob"}, Socket: s})
+		first, ok := s.next(t).(wire.Welcome)
+		if !ok {
+			t.Fatal("want welcome")
+		}
+		if _, ok := s.next(t).(wire.Sync); !ok {
+			t.Fatal("want sync")
+		}
+		if f := as.next(t); f != (wire.Online{ID: "bob", Presence: wire.Presence{State: wire.StateOnline}}) {
+			t.Fatalf("alice got %#v, want bob online", f)
+		}
+		s.armed.Store(true) // carol's online frame panics in bob's actor
+		carol, cs, _ := w.connect(t, "carol")
+		again, ok := s.next(t).(wire.Welcome)
+		if !ok || again.ID != "bob" || !again.Resumed || again.Resume == "" || again.Resume == first.Resume {
+			t.Fatalf("after the restart bob got %#v, want a resumed welcome with a new token (the first: %q)", again, first.Resume)
+		}
+		if sy, ok := s.next(t).(wire.Sync); !ok || len(sy.Users) != 1 || sy.Users[0].Username != "carol" || sy.Users[0].Presence.State != wire.StateOnline {
+			t.Fatalf("after the restart bob got %#v, want a sync with carol online", sy)
+		}
+		w.system.Root.Send(carol, Inbound{Frame: wire.Bye{}})
+		if code := <-cs.closes; code != wire.CloseNormal {
+			t.Fatalf("carol's close %d", code)
+		}
+		if x, ok := s.next(t).(wire.Offline); !ok || x.ID != "carol" {
+			t.Fatalf("bob got %#v, want carol offline", x)
+		}
+		synctest.Wait()
+		if len(s.frames) != 0 {
+			t.Fatalf("bob got %#v after carol's x: subscribed twice", <-s.frames)
+		}
+		synctest.Wait()
+		if len(as.frames) != 0 {
+			t.Fatalf("alice got %#v: bob's restart showed", <-as.frames)
+		}
+		w.system.Root.Send(bob, Inbound{Frame: wire.Bye{}})
+		if code := <-s.closes; code != wire.CloseNormal {
+			t.Fatalf("bob's close %d", code)
+		}
+		if x, ok := as.next(t).(wire.Offline); !ok || x.ID != "bob" || x.TS == 0 {
+			t.Fatalf("alice got %#v after bob's bye, want bob offline with last seen", x)
+		}
+		w.stop(t, alice, bob, carol)
+	})
+}
+
 // TestUserActorRetiresAndComesBack: a user with no windows and nothing pending passivates;
 // the next hello activates a new one that rebuilds last seen from the store. Hellos that race
 // with the retirement are forwarded, never lost.

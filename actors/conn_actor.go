@@ -166,6 +166,13 @@ func (c *connActor) Receive(ctx actor.Context) {
 			Login: c.spec.Login, GraphVersion: c.spec.GraphVersion,
 		}), c.self)
 	case *actor.Restarting:
+		if c.attached {
+			// The next instance asks for this window again, as this same connection resuming it
+			// with its current token: the original hello would open a second window (or fail, its
+			// resume token spent) while this one stayed held. The client gets a welcome with the
+			// new token, and a sync for the view this instance loses.
+			c.spec.Hello.Window, c.spec.Hello.Resume, c.spec.HelloAt = c.window, c.token, 0
+		}
 		c.d.putSpec(c.self.GetId(), c.spec)
 	case *actor.Stopping:
 		c.release()

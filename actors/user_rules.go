@@ -299,7 +299,7 @@ func (u *User) Attach(now time.Time, windowID, resume string, conn ConnID) (Atta
 			return AttachResult{Err: &wire.Error{Code: wire.ErrResumeFailed, Msg: "resume token is unknown, used or expired: hello again without resume", Close: wire.CloseResumeFailed}}, u.finish(now, eff)
 		}
 		w := u.windows.get(found)
-		u.takeOver(w, &eff)
+		u.takeOver(w, conn, &eff)
 		w.conn, w.dropped = conn, false
 		w.gen = 0
 		tok := u.env.NewToken()
@@ -318,7 +318,7 @@ func (u *User) Attach(now time.Time, windowID, resume string, conn ConnID) (Atta
 	w := u.windows.get(windowID)
 	ok := w != nil
 	if ok {
-		u.takeOver(w, &eff)
+		u.takeOver(w, conn, &eff)
 		*w = window{}
 	} else {
 		w = &window{}
@@ -349,9 +349,10 @@ func (u *User) Reattach(now time.Time, resume string, conn ConnID) (AttachResult
 	return AttachResult{Err: &wire.Error{Code: wire.ErrResumeFailed, Msg: "your session could not be found again: hello again", Close: wire.CloseResumeFailed}}, u.finish(now, eff)
 }
 
-// takeOver closes the socket that still holds w, if any.
-func (u *User) takeOver(w *window, eff *Effects) {
-	if !w.dropped && w.conn != (ConnID{}) {
+// takeOver closes the socket that still holds w, if any and if it is not conn, the one taking
+// w now: a connection actor restarted after a panic asks again for the window it holds.
+func (u *User) takeOver(w *window, conn ConnID, eff *Effects) {
+	if !w.dropped && w.conn != (ConnID{}) && w.conn != conn {
 		eff.Kicks = append(eff.Kicks, Kick{Conn: w.conn, Close: wire.CloseReplaced, Code: wire.ErrReplaced, Msg: "another connection took this window over"})
 	}
 }

@@ -174,6 +174,23 @@ func TestLiveTakeoverKicksOldSocket(t *testing.T) {
 	}
 }
 
+// TestResumeBySameConnKicksNothing: the connection that holds a window resuming it (its actor
+// restarted after a panic) gets it back with a new token, and is not closed as replaced.
+func TestResumeBySameConnKicksNothing(t *testing.T) {
+	u := testUser()
+	r, _ := u.Attach(t0, "w1", "", c1)
+	again, eff := u.Attach(t0, "", r.Resume, c1)
+	if again.Err != nil || again.Window != "w1" || !again.Resumed || again.Resume == "" {
+		t.Fatalf("resume by the same connection = %+v, want w1 resumed with a token", again)
+	}
+	if len(eff.Kicks) != 0 {
+		t.Fatalf("kicks = %+v, want none", eff.Kicks)
+	}
+	if n := u.windows.len(); n != 1 {
+		t.Fatalf("%d windows, want 1", n)
+	}
+}
+
 func TestInvisibleRules(t *testing.T) {
 	u := testUser()
 	_, eff := u.Attach(t0, "w1", "", c1)
