@@ -144,7 +144,6 @@ func TestConnActorRestartKeepsItsWindow(t *testing.T) {
 		if len(s.frames) != 0 {
 			t.Fatalf("bob got %#v after carol's x: subscribed twice", <-s.frames)
 		}
-		synctest.Wait()
 		if len(as.frames) != 0 {
 			t.Fatalf("alice got %#v: bob's restart showed", <-as.frames)
 		}

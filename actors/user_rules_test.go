@@ -180,8 +180,8 @@ func TestResumeBySameConnKicksNothing(t *testing.T) {
 	u := testUser()
 	r, _ := u.Attach(t0, "w1", "", c1)
 	again, eff := u.Attach(t0, "", r.Resume, c1)
-	if again.Err != nil || again.Window != "w1" || !again.Resumed || again.Resume == "" {
-		t.Fatalf("resume by the same connection = %+v, want w1 resumed with a token", again)
+	if again.Err != nil || again.Window != "w1" || !again.Resumed || again.Resume == "" || again.Resume == r.Resume {
+		t.Fatalf("resume by the same connection = %+v, want w1 resumed with a new token", again)
 	}
 	if len(eff.Kicks) != 0 {
 		t.Fatalf("kicks = %+v, want none", eff.Kicks)
