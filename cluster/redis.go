@@ -48,9 +48,9 @@ func NewRedisClient(cfg RedisConfig) (*redis.Client, error) {
 	// go-redis's buffers are 32 KiB a connection (128 KiB to read in its pipeline pool) by
 	// default: 4.0 MB once a hello storm has opened both pools (0.56 MB with these; heap
 	// profiles recording every allocation), a fixed cost that showed as 0.2 KiB per connection
-	// at 18,000. What presenced sends and reads is small: a state record
-	// of a few hundred bytes, a follow list of about 60 bytes a follow, which a small buffer
-	// reads in more calls but just as right.
+	// at 18,000. What presenced sends and reads is small: a state record of a few hundred
+	// bytes, a follow list of about 60 bytes a follow, which a small buffer reads in more calls
+	// but just as right.
 	opt.ReadBufferSize, opt.WriteBufferSize = redisBufferSize, redisBufferSize
 	opt.PipelineReadBufferSize, opt.PipelineWriteBufferSize = redisBufferSize, redisBufferSize
 	return redis.NewClient(opt), nil
