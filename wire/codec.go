@@ -36,6 +36,7 @@ type serverFrame struct {
 	ID      *string    `json:"id"`
 	S       *string    `json:"s"`
 	TS      *int64     `json:"ts"`
+	FT      *int64     `json:"ft"`
 	Resumed *bool      `json:"resumed"`
 	Code    *string    `json:"code"`
 	Msg     *string    `json:"msg"`
@@ -238,15 +239,15 @@ func DecodeServer(b []byte) (Frame, error) {
 		if err != nil {
 			return nil, err
 		}
-		return Online{ID: str(r.ID), Presence: p}, nil
+		return Online{ID: str(r.ID), Presence: p, FT: flushTime(r.FT)}, nil
 	case "x":
 		var ts int64
 		if r.TS != nil {
 			ts = *r.TS
 		}
-		return Offline{ID: str(r.ID), TS: ts}, nil
+		return Offline{ID: str(r.ID), TS: ts, FT: flushTime(r.FT)}, nil
 	case "u":
-		u := Update{ID: str(r.ID)}
+		u := Update{ID: str(r.ID), FT: flushTime(r.FT)}
 		if r.S != nil {
 			st, ok := ParseState(*r.S)
 			if !ok {
@@ -313,14 +314,14 @@ func Append(b []byte, f Frame) []byte {
 			b = appendString(b, f.State.String())
 		}
 		b = appendFields(b, f.Has, f.Activity, f.Project, f.Language)
-		return append(b, '}')
+		return append(appendFlushTime(b, f.FT), '}')
 	case Online:
 		b = append(b, `{"t":"o","id":`...)
 		b = appendString(b, f.ID)
 		p := f.Presence
 		p.TS = 0
 		b = appendPresence(b, p)
-		return append(b, '}')
+		return append(appendFlushTime(b, f.FT), '}')
 	case Offline:
 		b = append(b, `{"t":"x","id":`...)
 		b = appendString(b, f.ID)
@@ -328,7 +329,7 @@ func Append(b []byte, f Frame) []byte {
 			b = append(b, `,"ts":`...)
 			b = strconv.AppendInt(b, f.TS, 10)
 		}
-		return append(b, '}')
+		return append(appendFlushTime(b, f.FT), '}')
 	case Pong:
 		return append(b, `{"t":"pong"}`...)
 	case ErrorFrame:
@@ -383,6 +384,22 @@ func Append(b []byte, f Frame) []byte {
 
 // Encode is Append onto a new slice.
 func Encode(f Frame) []byte { return Append(make([]byte, 0, 64), f) }
+
+// appendFlushTime writes the test-only "ft" field, last, when it is set.
+func appendFlushTime(b []byte, ft FlushTime) []byte {
+	if ft == 0 {
+		return b
+	}
+	b = append(b, `,"ft":`...)
+	return strconv.AppendInt(b, int64(ft), 10)
+}
+
+func flushTime(v *int64) FlushTime {
+	if v == nil {
+		return 0
+	}
+	return FlushTime(*v)
+}
 
 // appendFields writes the a, p and l fields that has names (u and status frames).
 func appendFields(b []byte, has Fields, a Activity, p, l string) []byte {

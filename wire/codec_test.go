@@ -259,6 +259,10 @@ var serverFrames = []Frame{
 	Online{ID: "alice", Presence: Presence{State: StateAway, Activity: Debugging, Language: "Go"}},
 	Offline{ID: "alice"},
 	Offline{ID: "alice", TS: 1703789400000},
+	// The test-only flush time (--stamp-flush) on each of the three frames that carry it.
+	Update{ID: "alice", Has: FieldActivity, Activity: Coding, FT: 946684802000000},
+	Online{ID: "alice", Presence: Presence{State: StateOnline, Activity: Coding}, FT: 946684802000000},
+	Offline{ID: "alice", TS: 1703789400000, FT: 946684802000000},
 	Pong{},
 	ErrorFrame{Code: ErrBadFrame, Msg: `field "a" has the wrong type (want string)`},
 	ErrorFrame{},
@@ -338,6 +342,11 @@ func TestEncodeExact(t *testing.T) {
 		{Offline{ID: "alice"}, `{"t":"x","id":"alice"}`},
 		{Offline{ID: "alice", TS: 1703789400000}, `{"t":"x","id":"alice","ts":1703789400000}`},
 		{Offline{ID: "alice", TS: -1}, `{"t":"x","id":"alice","ts":-1}`},
+		// The test-only flush time comes last, only when set.
+		{Update{ID: "alice", Has: FieldActivity, Activity: Coding, FT: 946684802000000}, `{"t":"u","id":"alice","a":"Coding","ft":946684802000000}`},
+		{Online{ID: "alice", Presence: Presence{State: StateOnline, Activity: Coding}, FT: 7}, `{"t":"o","id":"alice","s":"Online","a":"Coding","ft":7}`},
+		{Offline{ID: "alice", TS: 1703789400000, FT: 7}, `{"t":"x","id":"alice","ts":1703789400000,"ft":7}`},
+		{Offline{ID: "alice", FT: 7}, `{"t":"x","id":"alice","ft":7}`},
 		{Pong{}, `{"t":"pong"}`},
 		{ErrorFrame{Code: ErrBadFrame, Msg: `field "a" is bad`}, `{"t":"error","code":"bad_frame","msg":"field \"a\" is bad"}`},
 		// client frames

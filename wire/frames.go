@@ -86,16 +86,19 @@ type (
 		Activity Activity
 		Project  string
 		Language string
+		FT       FlushTime
 	}
 	// Online says a user came online with its whole state.
 	Online struct {
 		ID       string
 		Presence Presence
+		FT       FlushTime
 	}
 	// Offline says a user went offline; TS (ms) is last seen, 0 when not shown.
 	Offline struct {
 		ID string
 		TS int64
+		FT FlushTime
 	}
 	Pong       struct{}
 	ErrorFrame struct {
@@ -117,6 +120,12 @@ func (Online) isFrame()     {}
 func (Offline) isFrame()    {}
 func (Pong) isFrame()       {}
 func (ErrorFrame) isFrame() {}
+
+// FlushTime is the test-only "ft" field of u, o and x: when the user's node flushed the change
+// (its debounce ended and it published), in unix µs. Only a node started with --stamp-flush
+// sends it, so that a load test on the same clock can measure flush to receipt; 0: absent.
+// Clients ignore it like any unknown field.
+type FlushTime int64
 
 // Fields is a set of presence fields.
 type Fields uint8
