@@ -27,6 +27,11 @@ type Fanout struct {
 	log  *zap.Logger
 	bus  cluster.Bus // set once by SetBus before any Subscribe
 
+	// StampFlush adds each change's flush time (its PublishedUs) to the frames it becomes, as
+	// the test-only "ft" field (--stamp-flush: load tests measure flush to receipt with it).
+	// Set it before the node serves; it is read, never written, after that.
+	StampFlush bool
+
 	mu   sync.Mutex
 	subs map[string]followerSet // user → its followers' connection actors on this node
 
@@ -98,6 +103,7 @@ func (f *Fanout) Deliver(user string, payload []byte) {
 	// One Delivery for every follower: they share the decoded update and the encoded frames.
 	// Sending under the lock is fine: Send only enqueues on a mailbox.
 	d := NewDelivery(env.GetUpdate())
+	d.stamp = f.StampFlush
 	f.received.Add(1)
 	f.mu.Lock()
 	set := f.subs[user]
@@ -177,6 +183,7 @@ type Delivery struct {
 	key    uint32                  // userKey(Update.User), hashed once for every view
 	shown  shownPresence           // shownToAll(Update), interned once for every view
 	who    Followed                // the user and login of Update, as follow lists hold them
+	stamp  bool                    // frames carry Update.PublishedUs as "ft" (Fanout.StampFlush)
 
 	mu     sync.Mutex
 	frames []sharedFrame // a handful at most: one per distinct previous state seen
@@ -209,10 +216,29 @@ func (d *Delivery) frame(login string, prev, next shownPresence) ([]byte, string
 	var b []byte
 	var t string
 	if f, ok := wire.Diff(login, prev.Value(), true, next.Value()); ok {
+		if d.stamp {
+			f = withFlushTime(f, wire.FlushTime(d.Update.GetPublishedUs()))
+		}
 		b, t = wire.Encode(f), metrics.FrameType(f)
 	}
 	d.frames = append(d.frames, sharedFrame{login: login, prev: prev, next: next, b: b, t: t})
 	return b, t, b != nil
+}
+
+// withFlushTime sets the test-only flush time on the frames that carry one (u, o, x).
+func withFlushTime(f wire.Frame, ft wire.FlushTime) wire.Frame {
+	switch f := f.(type) {
+	case wire.Update:
+		f.FT = ft
+		return f
+	case wire.Online:
+		f.FT = ft
+		return f
+	case wire.Offline:
+		f.FT = ft
+		return f
+	}
+	return f
 }
 
 // FanoutStats counts the fanout's work since start.

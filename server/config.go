@@ -38,6 +38,10 @@ type Config struct {
 	// WriteDelay is how long a text frame queued on an idle socket waits for more before the
 	// write (1 ms; negative: write at once). Frames queued in that window leave in one write.
 	WriteDelay time.Duration
+	// StampFlush adds the test-only "ft" field (the change's flush time, unix µs) to every u,
+	// o and x frame, so that a load test on the same clock measures flush to receipt. Off in
+	// production: it costs a few bytes a frame and tells clients nothing they need.
+	StampFlush bool
 
 	// Rate limit on client frames after hello: RateLimit per second with bursts of RateBurst
 	// (20/s, burst 40). Frames over it are dropped with a rate_limited error; more than

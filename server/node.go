@@ -79,6 +79,7 @@ func New(cfg Config) (*Node, error) {
 		system.ProcessRegistry.Address = "local-" + actors.RandomToken()[:12]
 		n.deps, n.placement = actors.NewLocalDeps(system, store, newBus, cfg.User, log)
 		n.deps.Metrics = cfg.Metrics // before any actor starts: they read it unguarded
+		n.deps.Fanout.StampFlush = cfg.StampFlush
 		n.withFollows(followStore)
 		n.withMetrics()
 		return n, nil
@@ -91,6 +92,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.deps = actors.NewDeps(system, store, newBus, cfg.User, log)
 	n.deps.Metrics = cfg.Metrics // before the cluster can start grains: they read it unguarded
+	n.deps.Fanout.StampFlush = cfg.StampFlush
 	c, err := startCluster(cfg.Cluster, system, n.deps, n.membersLeft)
 	if err != nil {
 		// The bus and the Redis client exist already: close them, or their goroutines outlive

@@ -95,6 +95,40 @@ func TestDebounceCoalescing(t *testing.T) {
 	})
 }
 
+// TestStampFlush: with --stamp-flush every u, o and x a follower gets ends with "ft", the moment
+// the user's debounce flushed it in unix µs (one debounce after the change, exactly, in virtual
+// time); sync frames carry none. Without the flag no frame has it (every ExpectRaw here shows so).
+func TestStampFlush(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testkit.DevConfig(map[string][]string{"bob": {"alice"}})
+		cfg.StampFlush = true
+		n := vnodeWith(t, cfg)
+		b := vconnect(t, n, wire.Hello{Token: "bob"})
+		hello := time.Now()
+		a := vconnect(t, n, wire.Hello{Token: "alice"})
+		// Coming online is a change like any other: flushed one debounce after the hello.
+		b.ExpectRaw(fmt.Sprintf(`{"t":"o","id":"alice","s":"Online","a":"Idle","ft":%d}`, hello.Add(2*time.Second).UnixMicro()))
+		time.Sleep(time.Minute)
+		start := time.Now()
+		a.Send(coding())
+		b.ExpectRaw(fmt.Sprintf(`{"t":"u","id":"alice","a":"Coding","ft":%d}`, start.Add(2*time.Second).UnixMicro()))
+		since(t, start, 2*time.Second)
+		time.Sleep(time.Minute)
+		bye := time.Now()
+		a.Send(wire.Bye{})
+		b.ExpectRaw(fmt.Sprintf(`{"t":"x","id":"alice","ts":%d,"ft":%d}`, bye.UnixMilli(), bye.Add(2*time.Second).UnixMicro()))
+		// A new follower's sync is a snapshot, not a change: no flush time.
+		c := n.Dial(t)
+		c.Timeout = 24 * time.Hour
+		c.Send(wire.Hello{Token: "bob", Window: "w2"})
+		if f, ok := c.Next().(wire.Welcome); !ok {
+			t.Fatalf("want welcome, got %#v", f)
+		}
+		c.ExpectRaw(fmt.Sprintf(`{"t":"sync","users":[{"username":"alice","s":"Offline","ts":%d}]}`, bye.UnixMilli()))
+		b.Quiet()
+	})
+}
+
 // TestDebounceNetsToZero: changes that cancel out within one window send nothing.
 func TestDebounceNetsToZero(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {

@@ -26,6 +26,7 @@ type fileSettings struct {
 	AwayAfter             yaml.Node `yaml:"away-after"`
 	ResumeWindow          yaml.Node `yaml:"resume-window"`
 	WriteDelay            yaml.Node `yaml:"write-delay"`
+	StampFlush            yaml.Node `yaml:"stamp-flush"`
 	GCPercent             yaml.Node `yaml:"gc-percent"`
 	LogFormat             yaml.Node `yaml:"log-format"`
 	Redis                 yaml.Node `yaml:"redis"`

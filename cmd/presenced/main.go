@@ -219,6 +219,7 @@ func nodeConfig(o options, log *zap.Logger, m *metrics.Metrics) (server.Config, 
 		RedisURL:        o.redisURL,
 		RefreshInterval: o.refresh,
 		WriteDelay:      o.writeDelay,
+		StampFlush:      o.stampFlush,
 		DrainRate:       o.drainRate,
 	}
 	if o.writeDelay == 0 {

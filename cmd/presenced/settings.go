@@ -23,6 +23,7 @@ type options struct {
 	listen          string
 	internalListen  string
 	pprof           bool
+	stampFlush      bool
 	authMode        string
 	graph           string
 	debounce        time.Duration
@@ -61,6 +62,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.DurationVar(&o.awayAfter, "away-after", d.AwayAfter, "no status frame for this long shows a user as Away")
 	fs.DurationVar(&o.resumeWindow, "resume-window", d.ResumeWindow, "a dropped window may resume this long before followers see it go")
 	fs.DurationVar(&o.writeDelay, "write-delay", server.DefaultWriteDelay, "a frame for an idle socket waits this long for more, so they share one write; 0: write at once")
+	fs.BoolVar(&o.stampFlush, "stamp-flush", false, "load tests only: u, o and x frames carry their flush time as \"ft\" (unix µs), so that a client on this machine's clock measures flush to receipt")
 	fs.IntVar(&o.gcPercent, "gc-percent", defaultGCPercent, "the garbage collector's target (GOGC): the heap may grow this many percent over the live heap before a collection; a GOGC variable wins unless this is set")
 	fs.StringVar(&o.logFormat, "log-format", "console", "log format: console or json")
 	fs.StringVar(&o.clusterHost, "cluster-host", "127.0.0.1", "cluster: the `address` other members reach this node at (remoting binds it)")
@@ -193,7 +195,7 @@ var groups = []struct {
 }{
 	{"Serving", []string{"listen", "internal-listen", "pprof", "config", "log-format", "gc-percent"}},
 	{"Authentication and follow graph", []string{"auth", "github-api", "github-token-ttl", "graph-refresh", "graph"}},
-	{"Presence", []string{"debounce", "away-after", "resume-window", "write-delay"}},
+	{"Presence", []string{"debounce", "away-after", "resume-window", "write-delay", "stamp-flush"}},
 	{"Redis and cluster", []string{"redis", "cluster-port", "cluster-host", "cluster-provider", "cluster-automanage-port", "cluster-members"}},
 	{"Shutdown", []string{"drain-delay", "drain-rate", "shutdown-timeout"}},
 }
