@@ -365,6 +365,7 @@ func finishReport(rep *Report, replies []reply) {
 	addCounts(rep.ErrorFrames, sum.ErrorFrames)
 	rep.Latency.Connect = sum.Connect.Summary()
 	rep.Latency.Delivery = sum.Latency.Summary()
+	rep.Latency.Flush = sum.Flush.Summary()
 	rep.Latency.Reconnect = sum.Reconnect.Summary()
 	rep.RSS.LoadKiB = sum.SelfRSSKiB
 	st := &rep.Status

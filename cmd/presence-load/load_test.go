@@ -89,6 +89,7 @@ func run(t *testing.T, node *testkit.Node, args ...string) *Report {
 func TestStatusCheck(t *testing.T) {
 	node := startNode(t, GraphParams{Users: 60, Follows: 5, Seed: 3, Alpha: 1}, func(c *server.Config) {
 		c.PingInterval, c.DeadAfter = 100*time.Millisecond, 350*time.Millisecond
+		c.StampFlush = true
 	})
 	rep := run(t, node, "--idle", "1s", "--pid", strconv.Itoa(os.Getpid()), "--rate", "80", "--duration", "1500ms", "--check")
 	if !rep.OK {
@@ -113,6 +114,10 @@ func TestStatusCheck(t *testing.T) {
 	checkDeliveries(t, rep)
 	if rep.Latency.Delivery.N == 0 {
 		t.Error("no latency samples")
+	}
+	// With --stamp-flush every u and o of the status phase carries its flush time.
+	if ph := rep.Frames["status"]; rep.Latency.Flush.N != uint64(ph["u"]+ph["o"]) || rep.Latency.Flush.N == 0 {
+		t.Errorf("%d flush→receipt samples, want one per u and o of the status phase: %d", rep.Latency.Flush.N, ph["u"]+ph["o"])
 	}
 }
 

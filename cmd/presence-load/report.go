@@ -14,6 +14,7 @@ type ShardReport struct {
 	Frames      map[string]map[string]int64 `json:"frames"` // phase → frame type → count
 	Steady      int64                       `json:"steady_deliveries"`
 	Latency     HistSnap                    `json:"latency"`
+	Flush       HistSnap                    `json:"flush"`
 	Connect     HistSnap                    `json:"connect"`
 	Reconnect   HistSnap                    `json:"reconnect"`
 	Negative    int64                       `json:"negative_latency"`
@@ -34,7 +35,7 @@ type ShardReport struct {
 func (sh *shard) report() *ShardReport {
 	st := &sh.stats
 	r := &ShardReport{Frames: map[string]map[string]int64{}, Steady: st.steady.Load(),
-		Latency: st.latency.Snap(), Connect: st.connect.Snap(), Reconnect: st.reconnect.Snap(),
+		Latency: st.latency.Snap(), Flush: st.flush.Snap(), Connect: st.connect.Snap(), Reconnect: st.reconnect.Snap(),
 		Negative: st.negative.Load(), Binary: st.binary.Load(), Pings: st.pings.Load(), Sent: st.sent.Load(), SendErrs: st.sendErrs.Load(), Skipped: st.skipped.Load(),
 		Expected: st.expected.Load(), Violations: st.violations.Load(), DecodeErrs: st.decodeErrs.Load()}
 	for p := range numPhases {
@@ -65,6 +66,7 @@ func (r *ShardReport) merge(o *ShardReport) {
 	}
 	r.Steady += o.Steady
 	r.Latency.Merge(o.Latency)
+	r.Flush.Merge(o.Flush)
 	r.Connect.Merge(o.Connect)
 	r.Reconnect.Merge(o.Reconnect)
 	r.Negative += o.Negative
@@ -105,8 +107,12 @@ type Report struct {
 
 	Connect ConnectResult `json:"connect"`
 	Latency struct {
-		Connect   Latency `json:"connect"`   // dial to sync
-		Delivery  Latency `json:"delivery"`  // flush to receipt
+		Connect Latency `json:"connect"` // dial to sync
+		// Delivery is send to receipt less the debounce: what a client sees, inbound path and
+		// the server's timers included. Flush is flush to receipt from the frames' "ft" (only
+		// against a server run with --stamp-flush): the outbound path alone.
+		Delivery  Latency `json:"delivery"`
+		Flush     Latency `json:"flush"`
 		Reconnect Latency `json:"reconnect"` // storm: hello to sync
 	} `json:"latency"`
 
@@ -243,7 +249,12 @@ func (r *Report) Print(w io.Writer) {
 			row("server cost", "%.2f CPU-s over the status phase; %.1f frames and %.0f µs CPU per status change (%.0f µs net of the %.3f CPU-s/s idle cost)",
 				r.Status.ServerCPU, r.Status.FramesPerChange, r.Status.CPUPerChangeUs, r.Status.NetCPUPerChangeUs, r.Status.IdleCPUPerSec)
 		}
-		row("flush→receipt latency", "%s (%d below zero)", latencyString(r.Latency.Delivery), r.Status.NegativeLat)
+		row("send→receipt − debounce", "%s (%d below zero)", latencyString(r.Latency.Delivery), r.Status.NegativeLat)
+		if r.Latency.Flush.N > 0 {
+			row("flush→receipt (ft)", "%s", latencyString(r.Latency.Flush))
+		} else {
+			row("flush→receipt (ft)", "- (start presenced with --stamp-flush to measure it)")
+		}
 	}
 	if s := r.Storm; s != nil {
 		row("storm", "%d dropped, %d observers; %d served, %d failed (%s) in %.2fs", s.Dropped, s.Observers, s.Served, s.Failed, countsString(s.Reasons), s.Seconds)

@@ -86,11 +86,31 @@ func stringField(b, key []byte) []byte {
 }
 
 var (
+	keyFT      = []byte(`,"ft":`)
 	keyP       = []byte(`,"p":"`)
 	keyResume  = []byte(`"resume":"`)
 	keyCode    = []byte(`"code":"`)
 	keyResumed = []byte(`"resumed":true`)
 )
+
+// flushTime reads the test-only "ft" field (unix µs) that a server run with --stamp-flush puts
+// last in u, o and x frames, without allocating; false when the frame has none.
+func flushTime(b []byte) (time.Time, bool) {
+	i := bytes.LastIndex(b, keyFT)
+	if i < 0 {
+		return time.Time{}, false
+	}
+	b = b[i+len(keyFT):]
+	var us int64
+	n := 0
+	for ; n < len(b) && b[n] >= '0' && b[n] <= '9' && n < 18; n++ {
+		us = us*10 + int64(b[n]-'0')
+	}
+	if n == 0 || n == len(b) || b[n] != '}' {
+		return time.Time{}, false
+	}
+	return time.UnixMicro(us), true
+}
 
 // stamp is the project value a status carries: "t" and the send time in unix nanoseconds, base 36
 // (14 bytes, far below the 128-byte project limit).

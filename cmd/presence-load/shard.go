@@ -74,7 +74,8 @@ type client struct {
 type stats struct {
 	frames     [numPhases][numKinds]atomic.Int64
 	steady     atomic.Int64
-	latency    Hist // flush to receipt: receive − send − debounce
+	latency    Hist // send to receipt less the debounce: receive − send − debounce
+	flush      Hist // flush to receipt: receive − the frame's "ft" (a server run with --stamp-flush)
 	connect    Hist // dial to sync
 	reconnect  Hist // storm: hello to sync
 	negative   atomic.Int64
@@ -256,6 +257,9 @@ func (sh *shard) onText(s *session, p []byte, now time.Time) {
 					sh.stats.negative.Add(1)
 				}
 				sh.stats.latency.Add(d)
+			}
+			if ft, ok := flushTime(p); ok {
+				sh.stats.flush.Add(now.Sub(ft))
 			}
 		}
 		if ph == phStorm && k != kU {

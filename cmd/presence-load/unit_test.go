@@ -64,6 +64,23 @@ func TestScanMatchesEncoder(t *testing.T) {
 			t.Errorf("parseStamp(%q) accepted", bad)
 		}
 	}
+	// The test-only flush time, as wire.Encode writes it on each frame that can carry it.
+	ft := time.UnixMicro(1703789400123456)
+	for _, f := range []wire.Frame{
+		wire.Update{ID: "u7", Has: wire.FieldProject, Project: `,"ft":1}`, FT: wire.FlushTime(ft.UnixMicro())},
+		wire.Online{ID: "u7", Presence: wire.Presence{State: wire.StateOnline, Activity: wire.Coding}, FT: wire.FlushTime(ft.UnixMicro())},
+		wire.Offline{ID: "u7", TS: 5, FT: wire.FlushTime(ft.UnixMicro())},
+	} {
+		b := wire.Encode(f)
+		if got, ok := flushTime(b); !ok || !got.Equal(ft) {
+			t.Errorf("%s: flush time %v %v, want %v", b, got, ok, ft)
+		}
+	}
+	for _, bad := range []string{`{"t":"u","id":"u7"}`, `{"t":"u","id":"u7","ft":}`, `{"t":"u","id":"u7","ft":12`, `{"t":"u","id":"u7","ft":1x}`} {
+		if got, ok := flushTime([]byte(bad)); ok {
+			t.Errorf("flushTime(%s) = %v, want none", bad, got)
+		}
+	}
 	if frameKind([]byte(`{"t":"nope"}`)) != kOther || frameKind([]byte(`[]`)) != kOther {
 		t.Error("unknown frames must be kOther")
 	}
