@@ -112,8 +112,7 @@ func (c *conn) serve() {
 	_ = c.nc.SetWriteDeadline(time.Time{})
 	c.n.cfg.Metrics.ConnOpened()
 	c.lastHeard.Store(c.startNs)
-	c.out.afterError = c.writeFailed
-	c.out.afterClose = c.closeSent
+	c.out.owner = c
 	c.mu.Lock()
 	c.nextPing = start.Add(c.n.cfg.PingInterval).UnixNano()
 	c.n.deps.Deadlines.Init(&c.clock, c.tick)

@@ -36,10 +36,11 @@ type outbox struct {
 	sk    *sock
 	shard *flushShard
 
-	// afterClose runs on the writer once the close frame is out and the write side is shut;
-	// afterError once a write failed. Both run at most once, and never both.
-	afterClose func()
-	afterError func()
+	// owner is told, on the writer, once the close frame is out and the write side is shut
+	// (closeSent), or once a write failed (writeFailed): at most once, and never both. An
+	// interface holding the conn, not two method values: those are two allocations a socket.
+	// nil: nobody is told.
+	owner outboxOwner
 
 	// mu guards what follows. The flags come first, together, so that they share one word
 	// (224-byte size class, where scattered they took 256).
@@ -64,13 +65,31 @@ type outbox struct {
 	wg    sync.WaitGroup
 }
 
+// outboxOwner is what an outbox tells how its socket's writes ended (the conn).
+type outboxOwner interface {
+	closeSent()
+	writeFailed()
+}
+
 type closeReq struct {
 	close     int
 	code, msg string
 }
 
 func newOutbox(nc net.Conn, cfg *Config) *outbox {
-	return &outbox{nc: nc, cfg: cfg, afterClose: func() {}, afterError: func() {}}
+	return &outbox{nc: nc, cfg: cfg}
+}
+
+func (o *outbox) afterError() {
+	if o.owner != nil {
+		o.owner.writeFailed()
+	}
+}
+
+func (o *outbox) afterClose() {
+	if o.owner != nil {
+		o.owner.closeSent()
+	}
 }
 
 // soonLocked starts the writer after the write delay, so that frames queued meanwhile (other
