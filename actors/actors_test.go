@@ -9,12 +9,14 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 
 	"github.com/presenced/presenced/actors/actorpb"
 	"github.com/presenced/presenced/auth"
 	"github.com/presenced/presenced/cluster"
+	"github.com/presenced/presenced/metrics"
 	"github.com/presenced/presenced/testkit/leak"
 	"github.com/presenced/presenced/wire"
 )
@@ -111,6 +113,8 @@ func (w *world) stop(t *testing.T, pids ...*actor.PID) {
 func TestConnActorRestartKeepsItsWindow(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := newWorld()
+		reg := prometheus.NewRegistry()
+		w.deps.Metrics = metrics.New(reg)
 		alice, as, _ := w.connect(t, "alice", "bob")
 		s := &panicky{socket: newSocket()}
 		bob := SpawnConn(w.deps, ConnSpec{User: "bob", Login: "bob", Following: followees("carol"), Hello: wire.Hello{Token: "bob"}, Socket: s})
@@ -154,8 +158,39 @@ func TestConnActorRestartKeepsItsWindow(t *testing.T) {
 		if x, ok := as.next(t).(wire.Offline); !ok || x.ID != "bob" || x.TS == 0 {
 			t.Fatalf("alice got %#v after bob's bye, want bob offline with last seen", x)
 		}
+		// Three hellos (alice, bob, carol), none of them a resume: the restart's attach is not one.
+		for name, want := range map[string]float64{`presenced_hellos_total{result="ok"}`: 3, `presenced_resumes_total{result="ok"}`: 0, "presenced_hello_to_sync_seconds_count": 3} {
+			if got := sample(t, reg, name); got != want {
+				t.Errorf("%s = %v, want %v", name, got, want)
+			}
+		}
 		w.stop(t, alice, bob, carol)
 	})
+}
+
+// sample reads one sample of reg, named as the exposition format names it (a counter with one
+// label, or a histogram's _count); 0 when there is none.
+func sample(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			id := mf.GetName()
+			if h := m.GetHistogram(); h != nil && name == id+"_count" {
+				return float64(h.GetSampleCount())
+			}
+			for _, l := range m.GetLabel() {
+				id += "{" + l.GetName() + "=\"" + l.GetValue() + "\"}"
+			}
+			if id == name && m.GetCounter() != nil {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }
 
 // TestUserActorRetiresAndComesBack: a user with no windows and nothing pending passivates;

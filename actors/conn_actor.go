@@ -53,13 +53,18 @@ type ConnSpec struct {
 	GraphVersion uint64     // version of the cached following list
 	Hello        wire.Hello
 	// HelloAt is when the hello frame was read (unix ns), for the hello-to-sync latency; zero:
-	// when the actor started (which leaves out authentication and the follow list). Unix ns,
-	// not a time.Time: the spec lives as long as its connection.
+	// when the actor started (which leaves out authentication and the follow list); negative
+	// (helloRestart): no hello at all, but a restarted actor attaching its window again, which
+	// the hello metrics do not count. Unix ns, not a time.Time: the spec lives as long as its
+	// connection.
 	HelloAt int64
 	Socket  Socket
 	// Stopped, when not nil, is called once the actor has stopped (the server joins it).
 	Stopped func()
 }
+
+// helloRestart is ConnSpec.HelloAt of a restarted connection actor's spec.
+const helloRestart = -1
 
 // maxPending bounds the frames a client may send between hello and welcome; the rate limit
 // keeps an honest client far below it.
@@ -171,7 +176,7 @@ func (c *connActor) Receive(ctx actor.Context) {
 			// with its current token: the original hello would open a second window (or fail, its
 			// resume token spent) while this one stayed held. The client gets a welcome with the
 			// new token, and a sync for the view this instance loses.
-			c.spec.Hello.Window, c.spec.Hello.Resume, c.spec.HelloAt = c.window, c.token, 0
+			c.spec.Hello.Window, c.spec.Hello.Resume, c.spec.HelloAt = c.window, c.token, helloRestart
 		}
 		c.d.putSpec(c.self.GetId(), c.spec)
 	case *actor.Stopping:
@@ -279,11 +284,17 @@ func (c *connActor) onInbound(ctx actor.Context, f wire.Frame) {
 }
 
 // onAttached answers the hello: welcome and sync, or the refusal. The hello counts once here,
-// ok once its sync is queued (a socket that closed before the answer is not counted).
+// ok once its sync is queued (a socket that closed before the answer is not counted). A
+// restarted actor's attach is not a hello and counts nowhere.
 func (c *connActor) onAttached(ctx actor.Context, r *actorpb.AttachReply) {
 	resume := c.spec.Hello.Resume != ""
+	hello := func(result string) {
+		if c.spec.HelloAt != helloRestart {
+			c.d.Metrics.Hello(resume, result)
+		}
+	}
 	if !r.GetOk() {
-		c.d.Metrics.Hello(resume, r.GetErrorCode())
+		hello(r.GetErrorCode())
 		c.failed = true
 		c.spec.Socket.Close(int(r.GetCloseCode()), r.GetErrorCode(), r.GetErrorMsg())
 		c.finish(ctx)
@@ -297,13 +308,15 @@ func (c *connActor) onAttached(ctx actor.Context, r *actorpb.AttachReply) {
 	}
 	c.send(wire.Welcome{ID: c.spec.Login, Resume: r.GetResumeToken(), Resumed: r.GetResumed()})
 	if err := c.sync(); err != nil {
-		c.d.Metrics.Hello(resume, wire.ErrInternal)
+		hello(wire.ErrInternal)
 		c.logger().Error("sync failed; closing so the client resumes", zap.Error(err))
 		c.spec.Socket.Close(wire.CloseInternal, wire.ErrInternal, "could not load your network; reconnect and resume")
 		return
 	}
-	c.d.Metrics.Hello(resume, metrics.ResultOK)
-	c.d.Metrics.HelloToSync(time.Unix(0, c.spec.HelloAt))
+	hello(metrics.ResultOK)
+	if c.spec.HelloAt != helloRestart {
+		c.d.Metrics.HelloToSync(time.Unix(0, c.spec.HelloAt))
+	}
 	pending := c.pending
 	c.pending = nil
 	for _, f := range pending {
