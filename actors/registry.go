@@ -22,8 +22,8 @@ const RegistryBuckets = 64
 // CompactRegistry makes system's process registry RegistryBuckets buckets wide, moving the
 // processes already registered (the event stream, dead letters) into their new buckets. Call it
 // right after the system is made, before anything else uses the registry: it is not safe to run
-// beside lookups. The registry's fields are exported for this; its hashing takes the bucket
-// count from the slice's length.
+// beside lookups. It works through the registry's exported fields: the registry hashes an id
+// onto as many buckets as its slice holds.
 func CompactRegistry(system *actor.ActorSystem) {
 	sm := system.ProcessRegistry.LocalPIDs
 	if len(sm.LocalPIDs) <= RegistryBuckets {
