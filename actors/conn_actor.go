@@ -288,8 +288,9 @@ func (c *connActor) onInbound(ctx actor.Context, f wire.Frame) {
 // restarted actor's attach is not a hello and counts nowhere.
 func (c *connActor) onAttached(ctx actor.Context, r *actorpb.AttachReply) {
 	resume := c.spec.Hello.Resume != ""
+	counts := c.spec.HelloAt != helloRestart
 	hello := func(result string) {
-		if c.spec.HelloAt != helloRestart {
+		if counts {
 			c.d.Metrics.Hello(resume, result)
 		}
 	}
@@ -314,7 +315,7 @@ func (c *connActor) onAttached(ctx actor.Context, r *actorpb.AttachReply) {
 		return
 	}
 	hello(metrics.ResultOK)
-	if c.spec.HelloAt != helloRestart {
+	if counts {
 		c.d.Metrics.HelloToSync(time.Unix(0, c.spec.HelloAt))
 	}
 	pending := c.pending
