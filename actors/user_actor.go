@@ -328,7 +328,7 @@ func (a *userActor) persistAndPublish(publish bool) {
 	defer cancel()
 	cur := presenceToPB(a.user, a.rules.Published())
 	if publish {
-		cur.PublishedUs = time.Now().UnixMicro() // followers measure flush-to-write from it
+		cur.PublishedUs = time.Now().UnixMicro() // flush-to-write is measured from it, and --stamp-flush sends it as "ft"
 	}
 	rec, err := proto.Marshal(stateToPB(a.user, a.rules.State()))
 	if err != nil {

@@ -103,6 +103,8 @@ func flushTime(b []byte) (time.Time, bool) {
 	b = b[i+len(keyFT):]
 	var us int64
 	n := 0
+	// At most 18 digits, which cannot overflow an int64 (unix µs have 16): a longer number is
+	// refused below, since the digit after them is not the closing brace.
 	for ; n < len(b) && b[n] >= '0' && b[n] <= '9' && n < 18; n++ {
 		us = us*10 + int64(b[n]-'0')
 	}
