@@ -75,7 +75,7 @@ func newWorldWith(store cluster.Store) *world {
 func (w *world) connect(t *testing.T, user string, following ...string) (*actor.PID, *socket, wire.Welcome) {
 	t.Helper()
 	s := newSocket()
-	pid := SpawnConn(w.deps, ConnSpec{User: user, Login: user, Following: followees(following...), Hello: wire.Hello{Token: user}, Socket: s})
+	pid := SpawnConn(w.deps, ConnSpec{User: user, Login: user, Following: followees(following...), Socket: s})
 	wel, ok := s.next(t).(wire.Welcome)
 	if !ok {
 		t.Fatal("want welcome")
@@ -117,7 +117,7 @@ func TestConnActorRestartKeepsItsWindow(t *testing.T) {
 		w.deps.Metrics = metrics.New(reg)
 		alice, as, _ := w.connect(t, "alice", "bob")
 		s := &panicky{socket: newSocket()}
-		bob := SpawnConn(w.deps, ConnSpec{User: "bob", Login: "bob", Following: followees("carol"), Hello: wire.Hello{Token: "bob"}, Socket: s})
+		bob := SpawnConn(w.deps, ConnSpec{User: "bob", Login: "bob", Following: followees("carol"), Socket: s})
 		first, ok := s.next(t).(wire.Welcome)
 		if !ok {
 			t.Fatal("want welcome")
@@ -379,7 +379,7 @@ func TestConnActorRestartTakesItsSpec(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := newWorld()
 		s := &panicky{socket: newSocket()}
-		bob := SpawnConn(w.deps, ConnSpec{User: "bob", Login: "bob", Following: followees("alice"), Hello: wire.Hello{Token: "bob"}, Socket: s})
+		bob := SpawnConn(w.deps, ConnSpec{User: "bob", Login: "bob", Following: followees("alice"), Socket: s})
 		if _, ok := s.next(t).(wire.Welcome); !ok {
 			t.Fatal("want welcome")
 		}

@@ -45,13 +45,16 @@ type FollowingChanged struct {
 }
 
 // ConnSpec is what the server knows when it spawns a connection actor: who the client is (from
-// its verified token), whom it follows, and its hello.
+// its verified token), whom it follows, and the two fields of its hello the actor uses. The
+// spec lives as long as its connection (a restart starts from it), so it holds no more: not the
+// hello's token, and 16 bytes fewer than the whole wire.Hello (the 128-byte size class, not 144).
 type ConnSpec struct {
 	User         string     // internal user key (GitHub id)
 	Login        string     // name shown on the wire
 	Following    []Followed // users this user follows, no duplicates, not the user (see Follow)
 	GraphVersion uint64     // version of the cached following list
-	Hello        wire.Hello
+	Window       string     // the hello's window id; empty: the user actor makes one
+	Resume       string     // the hello's resume token; empty: a new window
 	// HelloAt is when the hello frame was read (unix ns), for the hello-to-sync latency; zero:
 	// when the actor started (which leaves out authentication and the follow list); negative
 	// (helloRestart): no hello at all, but a restarted actor attaching its window again, which
@@ -167,7 +170,7 @@ func (c *connActor) Receive(ctx actor.Context) {
 		}
 		c.spec, c.view = spec, NewView(spec.Following)
 		c.d.Placement.Send(c.spec.User, envelope(&actorpb.Attach{
-			User: c.spec.User, Window: c.spec.Hello.Window, ResumeToken: c.spec.Hello.Resume, Conn: connRef(c.self),
+			User: c.spec.User, Window: c.spec.Window, ResumeToken: c.spec.Resume, Conn: connRef(c.self),
 			Login: c.spec.Login, GraphVersion: c.spec.GraphVersion,
 		}), c.self)
 	case *actor.Restarting:
@@ -176,7 +179,7 @@ func (c *connActor) Receive(ctx actor.Context) {
 			// with its current token: the original hello would open a second window (or fail, its
 			// resume token spent) while this one stayed held. The client gets a welcome with the
 			// new token, and a sync for the view this instance loses.
-			c.spec.Hello.Window, c.spec.Hello.Resume, c.spec.HelloAt = c.window, c.token, helloRestart
+			c.spec.Window, c.spec.Resume, c.spec.HelloAt = c.window, c.token, helloRestart
 		}
 		c.d.putSpec(c.self.GetId(), c.spec)
 	case *actor.Stopping:
@@ -287,7 +290,7 @@ func (c *connActor) onInbound(ctx actor.Context, f wire.Frame) {
 // ok once its sync is queued (a socket that closed before the answer is not counted). A
 // restarted actor's attach is not a hello and counts nowhere.
 func (c *connActor) onAttached(ctx actor.Context, r *actorpb.AttachReply) {
-	resume := c.spec.Hello.Resume != ""
+	resume := c.spec.Resume != ""
 	counts := c.spec.HelloAt != helloRestart
 	hello := func(result string) {
 		if counts {

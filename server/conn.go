@@ -628,9 +628,8 @@ func (c *conn) hello(h wire.Hello) {
 		return
 	}
 	c.limiter.start(&c.n.cfg)
-	spec := actors.ConnSpec{User: id.ID, Login: id.Login, Following: actors.Follow(t.list, id.ID), GraphVersion: t.version, Hello: h, Socket: c.out}
-	// The actor never needs the token: only the follow-list refreshes keep it.
-	spec.Hello.Token = ""
+	spec := actors.ConnSpec{User: id.ID, Login: id.Login, Following: actors.Follow(t.list, id.ID), GraphVersion: t.version,
+		Window: h.Window, Resume: h.Resume, Socket: c.out} // not the token: only the follow-list refreshes keep it
 	spec.HelloAt = c.lastHeard.Load() // when the hello frame was read (unix ns)
 	spec.Stopped = c.actorDone.fire
 	pid := actors.SpawnConn(c.n.deps, spec)
