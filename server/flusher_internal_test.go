@@ -169,6 +169,51 @@ func TestFlusherRoundsBackToBack(t *testing.T) {
 	})
 }
 
+// TestFlusherTrimsIdleQueue: a socket keeps its queue's array after a write of text frames (the
+// next frame needs no new one) and lets it go with a write that carries none, a ping: an idle
+// socket holds no array. Each write arrives as sent.
+func TestFlusherTrimsIdleQueue(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		nc, cl := tcpPair(t)
+		f := newFlusher(1, time.Millisecond, nil)
+		o := newOutbox(nc, &Config{MaxQueueBytes: 1 << 20, WriteTimeout: 10 * time.Second})
+		o.useFlusher(f.shards[0], detached(t, nc))
+		br := bufio.NewReader(cl)
+		capacity := func() int {
+			synctest.Wait()
+			time.Sleep(time.Millisecond) // the write delay
+			synctest.Wait()
+			o.mu.Lock()
+			defer o.mu.Unlock()
+			return cap(o.frames)
+		}
+		read := func(op ws.OpCode, want string) {
+			t.Helper()
+			h, b, err := readServerFrame(br)
+			if err != nil || h.OpCode != op || string(b) != want {
+				t.Fatalf("read %v %q, %v; want %v %q", h.OpCode, b, err, op, want)
+			}
+		}
+		o.Write([]byte("sync"))
+		if c := capacity(); c == 0 {
+			t.Fatal("the queue let its array go after a text frame")
+		}
+		read(ws.OpText, "sync")
+		o.queuePing()
+		if c := capacity(); c != 0 {
+			t.Fatalf("after a write with no text frame the queue holds an array of %d", c)
+		}
+		read(ws.OpPing, "")
+		o.Write([]byte("next"))
+		if c := capacity(); c == 0 {
+			t.Fatal("no array for the next frame")
+		}
+		read(ws.OpText, "next")
+		o.Stop()
+		f.close()
+	})
+}
+
 // TestFlusherSlowConsumer: a client that never reads is closed with slow_consumer and 4008 once
 // more than MaxQueueBytes wait for its socket; the frames queued before that arrive intact,
 // then the error frame and the close.

@@ -154,7 +154,15 @@ func (o *outbox) flushFast(buf []byte) []byte {
 	buf = appendBatch(buf[:0], o.pong, o.ping, o.frames, nil)
 	clear(o.frames)
 	o.cfg.Metrics.BytesOut(int(o.bytes))
-	o.frames, o.bytes, o.pong, o.ping = o.frames[:0], 0, nil, false
+	if len(o.frames) > 0 {
+		o.frames = o.frames[:0] // a busy socket keeps its array: the next frame allocates nothing
+	} else {
+		// A batch without text frames (a ping or a pong) lets the array go: an idle socket's
+		// writes are its pings, so from its first one it holds none (48 bytes a socket, the
+		// sync's), and a busy one makes one again at most once per ping interval.
+		o.frames = nil
+	}
+	o.bytes, o.pong, o.ping = 0, nil, false
 	if len(buf) == 0 {
 		o.mu.Unlock()
 		return buf
