@@ -28,6 +28,7 @@ type fileSettings struct {
 	WriteDelay            yaml.Node `yaml:"write-delay"`
 	StampFlush            yaml.Node `yaml:"stamp-flush"`
 	GCPercent             yaml.Node `yaml:"gc-percent"`
+	GCIdlePercent         yaml.Node `yaml:"gc-idle-percent"`
 	LogFormat             yaml.Node `yaml:"log-format"`
 	Redis                 yaml.Node `yaml:"redis"`
 	ClusterHost           yaml.Node `yaml:"cluster-host"`

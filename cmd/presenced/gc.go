@@ -14,6 +14,9 @@ import (
 // change at 75,000 deliveries/s did not rise measurably (docs/benchmarks.md).
 const defaultGCPercent = 25
 
+// defaultGCIdlePercent is the target while the node is quiet (gcquiet.go).
+const defaultGCIdlePercent = 10
+
 // gcSetting decides the collector's target: --gc-percent (or PRESENCED_GC_PERCENT, or the
 // config file) when given, else a GOGC variable the runtime has already read, else the default.
 // It returns the target and where it came from, for the start-up log.
@@ -37,4 +40,14 @@ func applyGC(o options) (percent int, from string) {
 		debug.SetGCPercent(percent)
 	}
 	return percent, from
+}
+
+// quietSetting is the quiet-time rule for the target applyGC set (nil: one target always): off
+// with --gc-idle-percent 0, when GOGC set the target (an operator's explicit choice stands), and
+// when the idle target would not be lower.
+func quietSetting(o options, percent int, from string) *gcQuiet {
+	if from == "GOGC" || o.gcIdlePercent <= 0 || o.gcIdlePercent >= percent {
+		return nil
+	}
+	return newGCQuiet(percent, o.gcIdlePercent)
 }

@@ -88,6 +88,7 @@ type app struct {
 	served   chan struct{}   // closed when node.Serve has returned
 	serveErr error           // node.Serve's result, set before served is closed
 	stopWarn func()          // ends the dev-auth warnings and waits for them; nil with GitHub auth
+	stopGC   func()          // ends the quiet-time collector target and waits; nil when off
 }
 
 // start binds both listeners, builds the node and serves. The listeners are bound before the
@@ -112,8 +113,11 @@ func start(o options, log *zap.Logger) (*app, error) {
 		log.Info("open-files limit", zap.Uint64("files", files),
 			zap.Uint64("max_connections", files-min(files, reservedFiles)))
 	}
+	var quiet *gcQuiet // nil: one target always
 	if percent, from := applyGC(o); percent > 0 {
-		log.Info("garbage collector", zap.Int("gc_percent", percent), zap.String("from", from))
+		quiet = quietSetting(o, percent, from)
+		log.Info("garbage collector", zap.Int("gc_percent", percent), zap.String("from", from),
+			zap.Int("gc_idle_percent", quiet.idlePercent()))
 	} else {
 		log.Info("garbage collector as GOGC sets it", zap.String("GOGC", os.Getenv("GOGC")))
 	}
@@ -150,6 +154,12 @@ func start(o options, log *zap.Logger) (*app, error) {
 		done := make(chan struct{})
 		go func() { defer close(done); warnDevAuth(ctx, log, time.Minute) }()
 		a.stopWarn = func() { cancel(); <-done }
+	}
+	if quiet != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); runGCQuiet(ctx, quiet, log) }()
+		a.stopGC = func() { cancel(); <-done }
 	}
 	log.Info("presenced listening", zap.String("addr", pub.Addr().String()), zap.String("path", "/ws"),
 		zap.String("internal", internalAddr))
@@ -208,6 +218,9 @@ func (a *app) stop() error {
 	}
 	if a.stopWarn != nil {
 		a.stopWarn()
+	}
+	if a.stopGC != nil {
+		a.stopGC()
 	}
 	if err != nil {
 		return err

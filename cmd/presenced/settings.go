@@ -31,6 +31,7 @@ type options struct {
 	resumeWindow    time.Duration
 	writeDelay      time.Duration
 	gcPercent       int
+	gcIdlePercent   int
 	logFormat       string
 	redisURL        string
 	clusterHost     string
@@ -64,6 +65,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.DurationVar(&o.writeDelay, "write-delay", server.DefaultWriteDelay, "a frame for an idle socket waits this long for more, so they share one write; 0: write at once")
 	fs.BoolVar(&o.stampFlush, "stamp-flush", false, "load tests only: u, o and x frames carry their flush time as \"ft\" (unix µs), so that a client on this machine's clock measures flush to receipt")
 	fs.IntVar(&o.gcPercent, "gc-percent", defaultGCPercent, "the garbage collector's target (GOGC): the heap may grow this many percent over the live heap before a collection; a GOGC variable wins unless this is set")
+	fs.IntVar(&o.gcIdlePercent, "gc-idle-percent", defaultGCIdlePercent, "the collector's target while the node is quiet (10 s allocating under 2% of the live heap a second); free pages are returned to the OS as it switches; 0, or a GOGC variable, keeps one target")
 	fs.StringVar(&o.logFormat, "log-format", "console", "log format: console or json")
 	fs.StringVar(&o.clusterHost, "cluster-host", "127.0.0.1", "cluster: the `address` other members reach this node at (remoting binds it)")
 	fs.IntVar(&o.clusterPort, "cluster-port", 0, "cluster: actor remoting `port`; 0 runs a single node (needs --redis when set)")
@@ -146,6 +148,9 @@ func validate(o options) error {
 	if o.gcPercent <= 0 {
 		return fmt.Errorf("--gc-percent must be positive, not %d (100 is Go's default)", o.gcPercent)
 	}
+	if o.gcIdlePercent < 0 {
+		return fmt.Errorf("--gc-idle-percent must not be negative, not %d (0 turns it off)", o.gcIdlePercent)
+	}
 	if o.writeDelay < 0 {
 		return errors.New("--write-delay must not be negative (0 writes at once)")
 	}
@@ -193,7 +198,7 @@ var groups = []struct {
 	title string
 	names []string
 }{
-	{"Serving", []string{"listen", "internal-listen", "pprof", "config", "log-format", "gc-percent"}},
+	{"Serving", []string{"listen", "internal-listen", "pprof", "config", "log-format", "gc-percent", "gc-idle-percent"}},
 	{"Authentication and follow graph", []string{"auth", "github-api", "github-token-ttl", "graph-refresh", "graph"}},
 	{"Presence", []string{"debounce", "away-after", "resume-window", "write-delay", "stamp-flush"}},
 	{"Redis and cluster", []string{"redis", "cluster-port", "cluster-host", "cluster-provider", "cluster-automanage-port", "cluster-members"}},

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+)
+
+// TestGCQuiet: the idle target comes once ten samples in a row allocated under 2% of the live
+// heap a second on average, with a release of free memory, and the release repeats every ten
+// samples while quiet; a lease round's one-second burst is not a wave; a wave (one second over
+// 20%, or the ten-second average at twice the bound) restores the busy target at once, and the
+// quiet target returns only once the wave has left the window.
+func TestGCQuiet(t *testing.T) {
+	const live = 1000 // bytes; samples below are in thousandths of the live heap
+	g := newGCQuiet(25, 10)
+	var n int
+	// feed gives g the samples and returns what it did, as "sample#:percent/release".
+	feed := func(samples ...uint64) []string {
+		var got []string
+		for _, a := range samples {
+			n++
+			if p, r := g.step(a, live); p != 0 || r {
+				got = append(got, fmt.Sprintf("%d:%d/%v", n, p, r))
+			}
+		}
+		return got
+	}
+	check := func(name string, got []string, want ...string) {
+		t.Helper()
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s: got %q, want %q", name, got, want)
+		}
+	}
+	rep := func(a uint64, k int) []uint64 { return slices.Repeat([]uint64{a}, k) }
+
+	check("the first ten quiet samples fill the window; the tenth switches", feed(rep(10, 10)...), "10:10/true")
+	check("ten samples later a release", feed(rep(10, 10)...), "20:0/true")
+	// A lease round: 6% in one second, the window's sum 15% of 20%.
+	check("a one-second burst stays quiet", feed(append([]uint64{60}, rep(10, 9)...)...), "30:0/true")
+	check("a wave: one second over 20%", feed(250), "31:25/false")
+	check("back once the wave left the window", feed(rep(10, 10)...), "41:10/true")
+	// Quiet, then 3% a second: the average is 30%, under twice the bound: still quiet.
+	check("3% a second is not busy again", feed(rep(30, 10)...), "51:0/true")
+	// 5% a second: the window reaches 40% on the fifth such second (5 × 3% + 5 × 5%).
+	check("5% a second is", feed(rep(50, 5)...), "56:25/false")
+	check("and it stays busy at 3%", feed(rep(30, 20)...))
+	check("exactly 2% is not quiet", feed(rep(20, 20)...))
+	check("just under is, as soon as the window is", feed(rep(19, 10)...), "97:10/true")
+
+	if g.idlePercent() != 10 || (*gcQuiet)(nil).idlePercent() != 0 {
+		t.Fatalf("idlePercent = %d, and %d for nil; want 10 and 0", g.idlePercent(), (*gcQuiet)(nil).idlePercent())
+	}
+}
