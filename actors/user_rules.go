@@ -117,22 +117,24 @@ func (e Effects) then(next Effects) Effects {
 	return e
 }
 
-// window is one editor window of the user, one per connection: 144 bytes with its times as
-// int64s and one connection id (224 with time.Times and two ids). 0 stands for the zero time
-// (sinceEpoch, fromEpoch). dropAt and expires are unix ms, as the record keeps them; statusAt
-// is unix ns, because it orders two windows' status frames, which may come within one
-// millisecond.
+// window is one editor window of the user, one per connection: 128 bytes with its times as
+// int64s, one connection id and the small fields in one word (224 with time.Times and two ids).
+// 0 stands for the zero time (sinceEpoch, fromEpoch). dropAt and expires are unix ms, as the
+// record keeps them; statusAt is unix ns, because it orders two windows' status frames, which
+// may come within one millisecond.
 type window struct {
 	conn     ConnID // the connection that holds it; while dropped, the one that held it last
-	activity wire.Activity
 	project  string
 	language string
-	dropped  bool
-	statusAt int64  // unix ns of the last status frame; 0 before the first
-	dropAt   int64  // unix ms last heard from before the drop: becomes last seen
-	expires  int64  // unix ms, end of the resume window while dropped
-	gen      uint64 // resume timer generation
+	statusAt int64 // unix ns of the last status frame; 0 before the first
+	dropAt   int64 // unix ms last heard from before the drop: becomes last seen
+	expires  int64 // unix ms, end of the resume window while dropped
 	token    [sha256.Size]byte
+	// 32 bits of generation: one user would need 4 billion drops within one resume window
+	// for a stale timer to match.
+	gen      uint32 // resume timer generation (User.resumeGen); 0: no timer
+	activity wire.Activity
+	dropped  bool
 }
 
 // User is the rules of one user: window aggregation, debounce, away, resume and invisible.
@@ -153,7 +155,7 @@ type User struct {
 
 	debounceGen uint64
 	awayGen     uint64
-	resumeGen   uint64
+	resumeGen   uint32
 
 	invisible    bool
 	away         bool
@@ -222,7 +224,7 @@ func RestoreUser(env *UserEnv, st UserState, now time.Time) (*User, Effects) {
 		if w.dropped {
 			u.resumeGen++
 			w.gen = u.resumeGen
-			eff.Timers = append(eff.Timers, Timer{Kind: TimerResume, Window: ws.ID, Gen: w.gen, At: maxTime(ws.Expires, now)})
+			eff.Timers = append(eff.Timers, Timer{Kind: TimerResume, Window: ws.ID, Gen: uint64(w.gen), At: maxTime(ws.Expires, now)})
 		}
 		u.windows.put(ws.ID, w)
 	}
@@ -461,7 +463,7 @@ func (u *User) Detach(now time.Time, windowID string, conn ConnID, bye bool, las
 	u.resumeGen++
 	w.dropped, w.dropAt, w.gen = true, msOrZero(lastHeard), u.resumeGen
 	w.expires = msOrZero(now.Add(u.env.Config.ResumeWindow))
-	eff.Timers = append(eff.Timers, Timer{Kind: TimerResume, Window: windowID, Gen: w.gen, At: now.Add(u.env.Config.ResumeWindow)})
+	eff.Timers = append(eff.Timers, Timer{Kind: TimerResume, Window: windowID, Gen: uint64(w.gen), At: now.Add(u.env.Config.ResumeWindow)})
 	return u.finish(now, eff)
 }
 
@@ -500,7 +502,7 @@ func (u *User) Fire(now time.Time, t Timer) Effects {
 		u.changed(now, &eff)
 	case TimerResume:
 		w := u.windows.get(t.Window)
-		if w == nil || !w.dropped || w.gen != t.Gen {
+		if w == nil || !w.dropped || uint64(w.gen) != t.Gen {
 			break
 		}
 		u.windows.del(t.Window)
