@@ -90,6 +90,7 @@ type Metrics struct {
 	framesOut    *prometheus.CounterVec // type
 	framesOutBy  map[string]prometheus.Counter
 	bytesOut     prometheus.Counter
+	sent         atomic.Uint64 // bytesOut as a plain count, for BytesSent
 	slowConsumer prometheus.Counter
 	rateLimited  prometheus.Counter
 
@@ -267,6 +268,16 @@ func (m *Metrics) BytesOut(n int) {
 		return
 	}
 	m.bytesOut.Add(float64(n))
+	m.sent.Add(uint64(n))
+}
+
+// BytesSent is what BytesOut has counted so far (the collector's quiet rule reads it once a
+// second). 0 for a nil Metrics.
+func (m *Metrics) BytesSent() uint64 {
+	if m == nil {
+		return 0
+	}
+	return m.sent.Load()
 }
 
 // RateLimited counts a client frame dropped by the rate limit.

@@ -169,6 +169,12 @@ func TestCounts(t *testing.T) {
 			t.Errorf("%v = %v, want %v", c.c, got, c.want)
 		}
 	}
+	if got := m.BytesSent(); got != 7 {
+		t.Errorf("BytesSent = %d, want 7 (what the counter holds)", got)
+	}
+	if got := (*Metrics)(nil).BytesSent(); got != 0 {
+		t.Errorf("a nil Metrics' BytesSent = %d, want 0", got)
+	}
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)

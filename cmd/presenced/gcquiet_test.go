@@ -10,7 +10,8 @@ import (
 // heap a second on average, with a release of free memory, and the release repeats every ten
 // samples while quiet; a lease round's one-second burst is not a wave; a wave (one second over
 // 20%, or the ten-second average at twice the bound) restores the busy target at once, and the
-// quiet target returns only once the wave has left the window.
+// quiet target returns only once the wave has left the window. Frames sent (64 KiB a second on
+// average) count the same way.
 func TestGCQuiet(t *testing.T) {
 	const live = 1000 // bytes; samples below are in thousandths of the live heap
 	g := newGCQuiet(25, 10)
@@ -20,7 +21,7 @@ func TestGCQuiet(t *testing.T) {
 		var got []string
 		for _, a := range samples {
 			n++
-			if p, r := g.step(a, live); p != 0 || r {
+			if p, r := g.step(a, 0, live); p != 0 || r {
 				got = append(got, fmt.Sprintf("%d:%d/%v", n, p, r))
 			}
 		}
@@ -47,6 +48,28 @@ func TestGCQuiet(t *testing.T) {
 	check("and it stays busy at 3%", feed(rep(30, 20)...))
 	check("exactly 2% is not quiet", feed(rep(20, 20)...))
 	check("just under is, as soon as the window is", feed(rep(19, 10)...), "97:10/true")
+
+	// Frames sent count as much as allocation, because the delivery path allocates nothing.
+	g = newGCQuiet(25, 10)
+	n = 0
+	const kib = 1 << 10
+	sent := func(alloc, bytes uint64, k int) []string {
+		var got []string
+		for range k {
+			n++
+			if p, r := g.step(alloc, bytes, live); p != 0 || r {
+				got = append(got, fmt.Sprintf("%d:%d/%v", n, p, r))
+			}
+		}
+		return got
+	}
+	check("a fan-out that allocates nothing is not quiet", sent(0, 7500*kib, 30))
+	check("quiet once the fan-out has left the window", sent(0, 0, 10), "40:10/true")
+	check("a little traffic stays quiet", sent(0, 100*kib, 5))
+	// One second of 640 KiB, the window's whole allowance, is a wave at once.
+	check("one second of 640 KiB ends it", sent(0, 640*kib, 1), "46:25/false")
+	check("busy while the window holds 64 KiB a second", sent(0, 64*kib, 12))
+	check("just under 64 KiB a second is quiet", sent(0, 63*kib, 10), "59:10/true")
 
 	if g.idlePercent() != 10 || (*gcQuiet)(nil).idlePercent() != 0 {
 		t.Fatalf("idlePercent = %d, and %d for nil; want 10 and 0", g.idlePercent(), (*gcQuiet)(nil).idlePercent())

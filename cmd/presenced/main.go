@@ -158,7 +158,7 @@ func start(o options, log *zap.Logger) (*app, error) {
 	if quiet != nil {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
-		go func() { defer close(done); runGCQuiet(ctx, quiet, log) }()
+		go func() { defer close(done); runGCQuiet(ctx, quiet, m.BytesSent, log) }()
 		a.stopGC = func() { cancel(); <-done }
 	}
 	log.Info("presenced listening", zap.String("addr", pub.Addr().String()), zap.String("path", "/ws"),

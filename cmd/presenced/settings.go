@@ -65,7 +65,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.DurationVar(&o.writeDelay, "write-delay", server.DefaultWriteDelay, "a frame for an idle socket waits this long for more, so they share one write; 0: write at once")
 	fs.BoolVar(&o.stampFlush, "stamp-flush", false, "load tests only: u, o and x frames carry their flush time as \"ft\" (unix µs), so that a client on this machine's clock measures flush to receipt")
 	fs.IntVar(&o.gcPercent, "gc-percent", defaultGCPercent, "the garbage collector's target (GOGC): the heap may grow this many percent over the live heap before a collection; a GOGC variable wins unless this is set")
-	fs.IntVar(&o.gcIdlePercent, "gc-idle-percent", defaultGCIdlePercent, "the collector's target while the node is quiet (10 s allocating under 2% of the live heap a second); free pages are returned to the OS as it switches; 0, or a GOGC variable, keeps one target")
+	fs.IntVar(&o.gcIdlePercent, "gc-idle-percent", defaultGCIdlePercent, "the collector's target while the node is quiet (10 s allocating under 2% of the live heap and sending under 64 KiB of frames a second); free pages are returned to the OS then; 0, or a GOGC variable, keeps one target")
 	fs.StringVar(&o.logFormat, "log-format", "console", "log format: console or json")
 	fs.StringVar(&o.clusterHost, "cluster-host", "127.0.0.1", "cluster: the `address` other members reach this node at (remoting binds it)")
 	fs.IntVar(&o.clusterPort, "cluster-port", 0, "cluster: actor remoting `port`; 0 runs a single node (needs --redis when set)")
