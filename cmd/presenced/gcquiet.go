@@ -117,14 +117,7 @@ func runGCQuiet(ctx context.Context, g *gcQuiet, sent func() uint64, log *zap.Lo
 	samples := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}, {Name: "/gc/heap/live:bytes"}}
 	metrics.Read(samples)
 	last, lastSent := samples[0].Value.Uint64(), sent()
-	t := time.NewTicker(quietSample)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, quietSample, func() {
 		metrics.Read(samples)
 		now, nowSent := samples[0].Value.Uint64(), sent()
 		percent, release := g.step(now-last, nowSent-lastSent, samples[1].Value.Uint64())
@@ -141,5 +134,5 @@ func runGCQuiet(ctx context.Context, g *gcQuiet, sent func() uint64, log *zap.Lo
 			metrics.Read(samples)
 			last = samples[0].Value.Uint64()
 		}
-	}
+	})
 }

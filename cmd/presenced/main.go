@@ -150,16 +150,10 @@ func start(o options, log *zap.Logger) (*app, error) {
 	}()
 	a.ready.setNode(a.node)
 	if o.authMode == "dev" {
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { defer close(done); warnDevAuth(ctx, log, time.Minute) }()
-		a.stopWarn = func() { cancel(); <-done }
+		a.stopWarn = background(func(ctx context.Context) { warnDevAuth(ctx, log, time.Minute) })
 	}
 	if quiet != nil {
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { defer close(done); runGCQuiet(ctx, quiet, m.BytesSent, log) }()
-		a.stopGC = func() { cancel(); <-done }
+		a.stopGC = background(func(ctx context.Context) { runGCQuiet(ctx, quiet, m.BytesSent, log) })
 	}
 	log.Info("presenced listening", zap.String("addr", pub.Addr().String()), zap.String("path", "/ws"),
 		zap.String("internal", internalAddr))
@@ -301,9 +295,17 @@ func nodeConfig(o options, log *zap.Logger, m *metrics.Metrics) (server.Config, 
 	return cfg, nil
 }
 
-// warnDevAuth repeats the dev-auth warning every period until ctx ends: a dev server that
-// was left running by mistake keeps saying so.
-func warnDevAuth(ctx context.Context, log *zap.Logger, period time.Duration) {
+// background runs run on a goroutine of its own until the returned stop is called; stop
+// cancels run's context and waits for it to return.
+func background(run func(ctx context.Context)) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); run(ctx) }()
+	return func() { cancel(); <-done }
+}
+
+// every calls fn every period until ctx ends.
+func every(ctx context.Context, period time.Duration, fn func()) {
 	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
@@ -311,9 +313,17 @@ func warnDevAuth(ctx context.Context, log *zap.Logger, period time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			log.Warn("DEV AUTH is on: every hello token is taken as the username with no check. Never expose this server.")
+			fn()
 		}
 	}
+}
+
+// warnDevAuth repeats the dev-auth warning every period until ctx ends: a dev server that
+// was left running by mistake keeps saying so.
+func warnDevAuth(ctx context.Context, log *zap.Logger, period time.Duration) {
+	every(ctx, period, func() {
+		log.Warn("DEV AUTH is on: every hello token is taken as the username with no check. Never expose this server.")
+	})
 }
 
 func newLogger(format string) (*zap.Logger, error) {
