@@ -1,9 +1,18 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"runtime/debug"
+	"runtime/metrics"
 	"slices"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // TestGCQuiet: the idle target comes once ten samples in a row allocated under 2% of the live
@@ -74,4 +83,41 @@ func TestGCQuiet(t *testing.T) {
 	if g.idlePercent() != 10 || (*gcQuiet)(nil).idlePercent() != 0 {
 		t.Fatalf("idlePercent = %d, and %d for nil; want 10 and 0", g.idlePercent(), (*gcQuiet)(nil).idlePercent())
 	}
+}
+
+// TestRunGCQuiet: the loop feeds the rule the frames the node sent and sets what it decides:
+// ten idle seconds bring the quiet target (and its log line), one second of frames the busy one;
+// stop ends the loop. Virtual time: the ten seconds take none.
+func TestRunGCQuiet(t *testing.T) {
+	prev := debug.SetGCPercent(25)
+	defer debug.SetGCPercent(prev)
+	gogc := func() uint64 {
+		s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+		metrics.Read(s)
+		return s[0].Value.Uint64()
+	}
+	synctest.Test(t, func(t *testing.T) {
+		core, logs := observer.New(zap.InfoLevel)
+		var sent atomic.Uint64
+		stop := background(func(ctx context.Context) {
+			runGCQuiet(ctx, newGCQuiet(25, 10), sent.Load, zap.New(core))
+		})
+		defer stop()
+		time.Sleep(10*quietSample + quietSample/2)
+		if got := gogc(); got != 10 {
+			t.Fatalf("after ten idle seconds the target is %d, want 10", got)
+		}
+		sent.Add(10 * quietSentBytes) // a second with ten seconds' worth of frames
+		time.Sleep(quietSample)
+		if got := gogc(); got != 25 {
+			t.Fatalf("after a second of frames the target is %d, want 25", got)
+		}
+		var quiet []bool
+		for _, e := range logs.FilterMessage("garbage collector target").All() {
+			quiet = append(quiet, e.ContextMap()["quiet"].(bool))
+		}
+		if !slices.Equal(quiet, []bool{true, false}) {
+			t.Fatalf("switches logged as quiet=%v, want [true false]", quiet)
+		}
+	})
 }
