@@ -89,8 +89,8 @@ type Metrics struct {
 	framesInBy   map[string]prometheus.Counter
 	framesOut    *prometheus.CounterVec // type
 	framesOutBy  map[string]prometheus.Counter
-	bytesOut     prometheus.Counter
-	sent         atomic.Uint64 // bytesOut as a plain count, for BytesSent
+	bytesOut     prometheus.CounterFunc // reads sent
+	sent         atomic.Uint64          // bytes of text frames: one count for /metrics and BytesSent
 	slowConsumer prometheus.Counter
 	rateLimited  prometheus.Counter
 
@@ -135,7 +135,6 @@ func New(reg prometheus.Registerer) *Metrics {
 		resumes:     vec("presenced_resumes_total", "Hellos that carried a resume token, by result: ok or the error code.", "result"),
 		framesIn:    vec("presenced_frames_in_total", "Client frames decoded, by type.", "type"),
 		framesOut:   vec("presenced_frames_out_total", "Frames queued for clients, by type.", "type"),
-		bytesOut:    counter("presenced_frames_out_bytes_total", "JSON bytes of the text frames taken by socket writers (WebSocket framing and control frames not included)."),
 
 		slowConsumer: counter("presenced_slow_consumer_closes_total", "Sockets closed with 4008 because their outbound queue overflowed."),
 		rateLimited:  counter("presenced_rate_limited_total", "Client frames dropped by the per-socket rate limit."),
@@ -154,6 +153,9 @@ func New(reg prometheus.Registerer) *Metrics {
 		helloToSync:  hist("presenced_hello_to_sync_seconds", "From a hello frame read to its sync queued: authentication, follow list, attach, store read."),
 		flushToWrite: hist("presenced_flush_to_write_seconds", "From a user actor's publish to the delta frame queued on a follower's socket (publisher's clock: skew between nodes shows here)."),
 	}
+	m.bytesOut = prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "presenced_frames_out_bytes_total",
+		Help: "JSON bytes of the text frames taken by socket writers (WebSocket framing and control frames not included)."},
+		func() float64 { return float64(m.sent.Load()) })
 	m.gauges = newGaugeCollector()
 	m.closedBy = children(m.connsClosed, closeReasons)
 	m.hellosBy = children(m.hellos, helloResults)
@@ -267,12 +269,11 @@ func (m *Metrics) BytesOut(n int) {
 	if m == nil || n <= 0 {
 		return
 	}
-	m.bytesOut.Add(float64(n))
 	m.sent.Add(uint64(n))
 }
 
-// BytesSent is what BytesOut has counted so far (the collector's quiet rule reads it once a
-// second). 0 for a nil Metrics.
+// BytesSent is what BytesOut has counted so far, as presenced_frames_out_bytes_total shows it
+// (the collector's quiet rule reads it once a second). 0 for a nil Metrics.
 func (m *Metrics) BytesSent() uint64 {
 	if m == nil {
 		return 0
