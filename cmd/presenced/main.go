@@ -87,8 +87,7 @@ type app struct {
 	internal *internalServer // nil with --internal-listen ""
 	served   chan struct{}   // closed when node.Serve has returned
 	serveErr error           // node.Serve's result, set before served is closed
-	stopWarn func()          // ends the dev-auth warnings and waits for them; nil with GitHub auth
-	stopGC   func()          // ends the quiet-time collector target and waits; nil when off
+	loops    []func()        // each stops one background loop (dev-auth warnings, quiet GC) and waits
 }
 
 // start binds both listeners, builds the node and serves. The listeners are bound before the
@@ -150,10 +149,10 @@ func start(o options, log *zap.Logger) (*app, error) {
 	}()
 	a.ready.setNode(a.node)
 	if o.authMode == "dev" {
-		a.stopWarn = background(func(ctx context.Context) { warnDevAuth(ctx, log, time.Minute) })
+		a.loops = append(a.loops, background(func(ctx context.Context) { warnDevAuth(ctx, log, time.Minute) }))
 	}
 	if quiet != nil {
-		a.stopGC = background(func(ctx context.Context) { runGCQuiet(ctx, quiet, m.BytesSent, log) })
+		a.loops = append(a.loops, background(func(ctx context.Context) { runGCQuiet(ctx, quiet, m.BytesSent, log) }))
 	}
 	log.Info("presenced listening", zap.String("addr", pub.Addr().String()), zap.String("path", "/ws"),
 		zap.String("internal", internalAddr))
@@ -210,11 +209,8 @@ func (a *app) stop() error {
 	if a.internal != nil {
 		err = errors.Join(err, a.internal.stop())
 	}
-	if a.stopWarn != nil {
-		a.stopWarn()
-	}
-	if a.stopGC != nil {
-		a.stopGC()
+	for _, stop := range a.loops {
+		stop()
 	}
 	if err != nil {
 		return err
