@@ -25,52 +25,47 @@ import (
 // quietSample is how often the rule takes a sample.
 const quietSample = time.Second
 
-// quietSentBytes is how many bytes of text frames a second a quiet node sends at most, on
-// average over the window: about 600 deliveries of 100 bytes. An idle node sends only pings
-// (control frames, not counted).
-const quietSentBytes = 64 << 10
+// The rule's bounds. quietFor samples make the window. quietFrac: 2% of the live heap a second
+// lets the idle target's headroom (10%) last five seconds; 18,000 idle connections allocate
+// about 1% on average (lease renewals, pings), a connect wave far more. quietSentBytes: about
+// 600 deliveries of 100 bytes a second; an idle node sends only pings (control frames, not
+// counted). Ten seconds keeps the switch off the short lulls of a wave.
+const (
+	quietFor       = 10
+	quietFrac      = 0.02
+	quietSentBytes = 64 << 10
+)
 
 // gcQuiet is the rule: fed one sample a second, it says when to change the target. It judges
 // the last quietFor seconds together, not each second: an idle node's lease round allocates a
 // few percent of the heap in one second every ten (one Redis script per 500 users, with their
-// keys), and that is not a wave.
+// keys), and that is not a wave. The node is quiet while the window allocated less than
+// quietFrac of the live heap and sent less than quietSentBytes a second on average, and busy
+// again from twice either (or any one second over quietFor seconds' worth of either: a wave
+// starts).
 type gcQuiet struct {
 	busy, idle int // collector targets, percent
-	// quietFrac: the node is quiet while its last quietFor samples allocated less than quietFrac
-	// of the live heap a second on average and sent less than quietSent bytes a second, and busy
-	// again from twice either (or any one second over quietFor times either: a wave starts).
-	quietFrac float64
-	quietSent uint64
-	quietFor  int
 
 	alloc, sent ring
+	samples     int  // taken so far, up to quietFor: the window is full at quietFor
 	since       int  // samples since the last release, while quiet
 	quiet       bool // the idle target is in force
 }
 
-// ring sums the last len(v) samples of one measure.
+// ring sums the last quietFor samples of one measure.
 type ring struct {
-	v      []uint64
-	next   int // where the next sample goes
-	filled int // samples in v, up to len(v)
-	sum    uint64
+	v    [quietFor]uint64
+	next int // where the next sample goes
+	sum  uint64
 }
 
 func (r *ring) add(x uint64) {
 	r.sum += x - r.v[r.next]
 	r.v[r.next] = x
-	r.next = (r.next + 1) % len(r.v)
-	r.filled = min(r.filled+1, len(r.v))
+	r.next = (r.next + 1) % quietFor
 }
 
-func newGCQuiet(busy, idle int) *gcQuiet {
-	// 2% of the live heap a second lets the idle target's headroom (10%) last five seconds;
-	// 18,000 idle connections allocate about 1% on average (lease renewals, pings), a connect
-	// wave far more. Ten seconds keeps the switch off the short lulls of a wave.
-	const quietFor = 10
-	return &gcQuiet{busy: busy, idle: idle, quietFrac: 0.02, quietSent: quietSentBytes, quietFor: quietFor,
-		alloc: ring{v: make([]uint64, quietFor)}, sent: ring{v: make([]uint64, quietFor)}}
-}
+func newGCQuiet(busy, idle int) *gcQuiet { return &gcQuiet{busy: busy, idle: idle} }
 
 // idlePercent is the quiet target, 0 for none (g nil), for the start-up log.
 func (g *gcQuiet) idlePercent() int {
@@ -89,22 +84,22 @@ func (g *gcQuiet) idlePercent() int {
 func (g *gcQuiet) step(allocated, sent, live uint64) (percent int, release bool) {
 	g.alloc.add(allocated)
 	g.sent.add(sent)
-	n := float64(g.quietFor)
-	allocBound := g.quietFrac * float64(live) * n // over the whole window
-	sentBound := float64(g.quietSent) * n
+	g.samples = min(g.samples+1, quietFor)
+	allocBound := quietFrac * float64(live) * quietFor // over the whole window
+	sentBound := float64(quietSentBytes * quietFor)
 	if g.quiet {
 		if float64(g.alloc.sum) >= 2*allocBound || float64(allocated) >= allocBound ||
 			float64(g.sent.sum) >= 2*sentBound || float64(sent) >= sentBound {
 			g.quiet = false
 			return g.busy, false
 		}
-		if g.since++; g.since == g.quietFor {
+		if g.since++; g.since == quietFor {
 			g.since = 0
 			return 0, true
 		}
 		return 0, false
 	}
-	if g.alloc.filled < g.quietFor || float64(g.alloc.sum) >= allocBound || float64(g.sent.sum) >= sentBound {
+	if g.samples < quietFor || float64(g.alloc.sum) >= allocBound || float64(g.sent.sum) >= sentBound {
 		return 0, false
 	}
 	g.quiet, g.since = true, 0
