@@ -168,6 +168,80 @@ func TestConnActorRestartKeepsItsWindow(t *testing.T) {
 	})
 }
 
+// TestConnActorRestartAtItsWelcome: a connection actor that panics writing its first welcome
+// (attached, its hello not yet answered) comes back holding the same window: the client gets a
+// resumed welcome and a sync, its follower sees it come online once, it is subscribed once,
+// and its hello counts once, as a hello, not a resume. A resume that panics the same way counts
+// once, as a resume.
+func TestConnActorRestartAtItsWelcome(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld()
+		reg := prometheus.NewRegistry()
+		w.deps.Metrics = metrics.New(reg)
+		carol, cs, _ := w.connect(t, "carol", "bob")
+		s := &panicky{socket: newSocket()}
+		s.armed.Store(true) // the welcome's write panics
+		bob := SpawnConn(w.deps, ConnSpec{User: "bob", Login: "bob", Following: followees("alice"), Socket: s})
+		wel, ok := s.next(t).(wire.Welcome)
+		if !ok || wel.ID != "bob" || !wel.Resumed || wel.Resume == "" {
+			t.Fatalf("bob got %#v, want a resumed welcome with a token", wel)
+		}
+		if sy, ok := s.next(t).(wire.Sync); !ok || len(sy.Users) != 1 || sy.Users[0] != (wire.SyncUser{Username: "alice"}) {
+			t.Fatalf("bob got %#v, want a sync with alice offline", sy)
+		}
+		if f := cs.next(t); f != (wire.Online{ID: "bob", Presence: wire.Presence{State: wire.StateOnline}}) {
+			t.Fatalf("carol got %#v, want bob online", f)
+		}
+		alice, _, _ := w.connect(t, "alice")
+		if f := s.next(t); f != (wire.Online{ID: "alice", Presence: wire.Presence{State: wire.StateOnline}}) {
+			t.Fatalf("bob got %#v, want alice online", f)
+		}
+		synctest.Wait()
+		if len(s.frames) != 0 {
+			t.Fatalf("bob got %#v after alice's o: subscribed twice", <-s.frames)
+		}
+		if len(cs.frames) != 0 {
+			t.Fatalf("carol got %#v: bob's restart showed", <-cs.frames)
+		}
+		// Three hellos (carol, bob, alice), none of them a resume.
+		for name, want := range map[string]float64{`presenced_hellos_total{result="ok"}`: 3, `presenced_resumes_total{result="ok"}`: 0, "presenced_hello_to_sync_seconds_count": 3} {
+			if got := sample(t, reg, name); got != want {
+				t.Errorf("%s = %v, want %v", name, got, want)
+			}
+		}
+		// The same for a resume: bob's socket drops, and the actor of the one resuming panics at
+		// its welcome too. It counts once, as a resume.
+		w.system.Root.Send(bob, SocketClosed{LastHeard: time.Now()})
+		s = &panicky{socket: newSocket()}
+		s.armed.Store(true)
+		bob2 := SpawnConn(w.deps, ConnSpec{User: "bob", Login: "bob", Following: followees("alice"), Resume: wel.Resume, Socket: s})
+		again, ok := s.next(t).(wire.Welcome)
+		if !ok || !again.Resumed || again.Resume == "" || again.Resume == wel.Resume {
+			t.Fatalf("bob got %#v, want a resumed welcome with a new token", again)
+		}
+		if sy, ok := s.next(t).(wire.Sync); !ok || len(sy.Users) != 1 || sy.Users[0].Username != "alice" || sy.Users[0].Presence.State != wire.StateOnline {
+			t.Fatalf("bob got %#v, want a sync with alice online", sy)
+		}
+		synctest.Wait()
+		if len(cs.frames) != 0 {
+			t.Fatalf("carol got %#v: bob's drop and resume showed", <-cs.frames)
+		}
+		for name, want := range map[string]float64{`presenced_hellos_total{result="ok"}`: 4, `presenced_resumes_total{result="ok"}`: 1, "presenced_hello_to_sync_seconds_count": 4} {
+			if got := sample(t, reg, name); got != want {
+				t.Errorf("after the resume %s = %v, want %v", name, got, want)
+			}
+		}
+		w.system.Root.Send(bob2, Inbound{Frame: wire.Bye{}})
+		if code := <-s.closes; code != wire.CloseNormal {
+			t.Fatalf("bob's close %d", code)
+		}
+		if x, ok := cs.next(t).(wire.Offline); !ok || x.ID != "bob" || x.TS == 0 {
+			t.Fatalf("carol got %#v after bob's bye, want bob offline with last seen", x)
+		}
+		w.stop(t, carol, bob, bob2, alice)
+	})
+}
+
 // sample reads one sample of reg, named as the exposition format names it (a counter with one
 // label, or a histogram's _count); 0 when there is none.
 func sample(t *testing.T, reg *prometheus.Registry, name string) float64 {

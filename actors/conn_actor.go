@@ -56,10 +56,12 @@ type ConnSpec struct {
 	Window       string     // the hello's window id; empty: the user actor makes one
 	Resume       string     // the hello's resume token; empty: a new window
 	// HelloAt is when the hello frame was read (unix ns), for the hello-to-sync latency; zero:
-	// when the actor started (which leaves out authentication and the follow list); negative
-	// (helloRestart): no hello at all, but a restarted actor attaching its window again, which
-	// the hello metrics do not count. Unix ns, not a time.Time: the spec lives as long as its
-	// connection.
+	// when the actor started (which leaves out authentication and the follow list). A restarted
+	// actor attaching its window again sets it negative: helloRestart once its hello was
+	// counted, which the hello metrics then leave out; minus the hello's time for a fresh hello
+	// not yet counted (the actor panicked while answering it), which still counts as a hello,
+	// not as the resume the restart's attach is. Unix ns, not a time.Time: the spec lives as
+	// long as its connection.
 	HelloAt int64
 	Socket  Socket
 	// Stopped, when not nil, is called once the actor has stopped (the server joins it).
@@ -125,6 +127,7 @@ type connActor struct {
 	closed     bool // the socket is gone
 	detached   bool // the user actor was told the window's socket ended
 	kicked     bool // the user actor closed this socket: never look for it again
+	counted    bool // the hello's result is in the metrics
 
 	window    string // set when attached
 	lastHeard int64  // unix ns, set with closed
@@ -179,7 +182,13 @@ func (c *connActor) Receive(ctx actor.Context) {
 			// with its current token: the original hello would open a second window (or fail, its
 			// resume token spent) while this one stayed held. The client gets a welcome with the
 			// new token, and a sync for the view this instance loses.
-			c.spec.Window, c.spec.Resume, c.spec.HelloAt = c.window, c.token, helloRestart
+			switch {
+			case c.counted:
+				c.spec.HelloAt = helloRestart
+			case c.spec.Resume == "":
+				c.spec.HelloAt = -c.spec.HelloAt // a fresh hello, to be counted as one
+			}
+			c.spec.Window, c.spec.Resume = c.window, c.token
 		}
 		c.d.putSpec(c.self.GetId(), c.spec)
 	case *actor.Stopping:
@@ -288,14 +297,16 @@ func (c *connActor) onInbound(ctx actor.Context, f wire.Frame) {
 
 // onAttached answers the hello: welcome and sync, or the refusal. The hello counts once here,
 // ok once its sync is queued (a socket that closed before the answer is not counted). A
-// restarted actor's attach is not a hello and counts nowhere.
+// restarted actor's attach is not a hello and counts nowhere, unless the actor panicked before
+// its hello was counted: then that hello counts, as what the client sent (see HelloAt).
 func (c *connActor) onAttached(ctx actor.Context, r *actorpb.AttachReply) {
-	resume := c.spec.Resume != ""
-	counts := c.spec.HelloAt != helloRestart
+	at := c.spec.HelloAt
+	resume, counts := c.spec.Resume != "" && at > 0, at != helloRestart
 	hello := func(result string) {
-		if counts {
+		if counts && !c.counted {
 			c.d.Metrics.Hello(resume, result)
 		}
+		c.counted = true
 	}
 	if !r.GetOk() {
 		hello(r.GetErrorCode())
@@ -317,10 +328,10 @@ func (c *connActor) onAttached(ctx actor.Context, r *actorpb.AttachReply) {
 		c.spec.Socket.Close(wire.CloseInternal, wire.ErrInternal, "could not load your network; reconnect and resume")
 		return
 	}
-	hello(metrics.ResultOK)
-	if counts {
-		c.d.Metrics.HelloToSync(time.Unix(0, c.spec.HelloAt))
+	if counts && !c.counted {
+		c.d.Metrics.HelloToSync(time.Unix(0, max(at, -at)))
 	}
+	hello(metrics.ResultOK)
 	pending := c.pending
 	c.pending = nil
 	for _, f := range pending {
