@@ -382,8 +382,30 @@ func Append(b []byte, f Frame) []byte {
 	return b
 }
 
-// Encode is Append onto a new slice.
-func Encode(f Frame) []byte { return Append(make([]byte, 0, 64), f) }
+// Encode is Append onto a new slice. A sync's slice is sized for its users first: one
+// allocation instead of the seven a doubling slice takes for a sync of 50, and every hello and
+// resume sends one (a login storm encodes thousands a second).
+func Encode(f Frame) []byte {
+	n := 64
+	if s, ok := f.(Sync); ok {
+		n = s.sizeHint()
+	}
+	return Append(make([]byte, 0, n), f)
+}
+
+// syncUserMax is the most a sync user's entry takes beyond its three strings' bytes: an online
+// entry's keys and quotes with the longest state and activity, and the comma (an offline entry
+// with a 19-digit last seen takes 55).
+const syncUserMax = len(`{"username":"","s":"Offline","a":"Debugging","p":"","l":""},`)
+
+// sizeHint is at least s's encoded length unless a string needs escapes (append grows then).
+func (s Sync) sizeHint() int {
+	n := len(`{"t":"sync","users":[]}`)
+	for _, u := range s.Users {
+		n += syncUserMax + len(u.Username) + len(u.Presence.Project) + len(u.Presence.Language)
+	}
+	return n
+}
 
 // appendFlushTime writes the test-only "ft" field, last, when it is set.
 func appendFlushTime(b []byte, ft FlushTime) []byte {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math"
 	"math/rand/v2"
 	"reflect"
 	"strings"
@@ -386,6 +388,31 @@ func TestAppendUpdateAllocatesNothing(t *testing.T) {
 	}
 	if got, want := string(buf), `{"t":"u","id":"alice","a":"Coding","p":"MyApp"}`; got != want {
 		t.Fatalf("buffer = %s, want %s", got, want)
+	}
+}
+
+// TestEncodeSyncAllocatesOnce: Encode sizes a sync's slice before it writes, whatever its
+// users' presences, and the bytes are Append's.
+func TestEncodeSyncAllocatesOnce(t *testing.T) {
+	users := make([]SyncUser, 50)
+	for i := range users {
+		p := Presence{State: StateOffline, TS: math.MaxInt64}
+		switch i % 3 {
+		case 0:
+			p = Presence{State: StateOnline, Activity: Debugging, Project: fmt.Sprintf("project-%d", i), Language: "TypeScript"}
+		case 1:
+			p = Presence{State: StateAway, Activity: Idle, Language: "Go"}
+		}
+		users[i] = SyncUser{Username: fmt.Sprintf("user%02d", i), Presence: p}
+	}
+	for _, s := range []Sync{{}, {Users: users}, {Users: users[:1]}, {Users: users[1:2]}, {Users: users[2:3]}} {
+		var b []byte
+		if n := testing.AllocsPerRun(100, func() { b = Encode(s) }); n != 1 {
+			t.Errorf("Encode(sync of %d) allocates %v times, want 1", len(s.Users), n)
+		}
+		if want := Append(nil, s); string(b) != string(want) {
+			t.Errorf("Encode(sync of %d) = %s, want %s", len(s.Users), b, want)
+		}
 	}
 }
 
