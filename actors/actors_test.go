@@ -56,6 +56,15 @@ func (s *socket) next(t *testing.T) wire.Frame {
 	}
 }
 
+// wantNone fails if s holds a frame: call it once the bubble is idle (synctest.Wait). msg
+// says what a frame would mean, with a %#v for it.
+func (s *socket) wantNone(t *testing.T, msg string) {
+	t.Helper()
+	if len(s.frames) != 0 {
+		t.Fatalf(msg, <-s.frames)
+	}
+}
+
 type world struct {
 	system    *actor.ActorSystem
 	deps      *Deps
@@ -63,6 +72,13 @@ type world struct {
 }
 
 func newWorld() *world { return newWorldWith(cluster.NewMemoryStore()) }
+
+// newMeteredWorld is newWorld with its metrics in a registry of their own.
+func newMeteredWorld() (*world, *prometheus.Registry) {
+	w, reg := newWorld(), prometheus.NewRegistry()
+	w.deps.Metrics = metrics.New(reg)
+	return w, reg
+}
 
 func newWorldWith(store cluster.Store) *world {
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }))
@@ -112,9 +128,7 @@ func (w *world) stop(t *testing.T, pids ...*actor.PID) {
 // held by the same connection.
 func TestConnActorRestartKeepsItsWindow(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		w := newWorld()
-		reg := prometheus.NewRegistry()
-		w.deps.Metrics = metrics.New(reg)
+		w, reg := newMeteredWorld()
 		alice, as, _ := w.connect(t, "alice", "bob")
 		s := &panicky{socket: newSocket()}
 		bob := SpawnConn(w.deps, ConnSpec{User: "bob", Login: "bob", Following: followees("carol"), Socket: s})
@@ -145,12 +159,8 @@ func TestConnActorRestartKeepsItsWindow(t *testing.T) {
 			t.Fatalf("bob got %#v, want carol offline", x)
 		}
 		synctest.Wait()
-		if len(s.frames) != 0 {
-			t.Fatalf("bob got %#v after carol's x: subscribed twice", <-s.frames)
-		}
-		if len(as.frames) != 0 {
-			t.Fatalf("alice got %#v: bob's restart showed", <-as.frames)
-		}
+		s.wantNone(t, "bob got %#v after carol's x: subscribed twice")
+		as.wantNone(t, "alice got %#v: bob's restart showed")
 		w.system.Root.Send(bob, Inbound{Frame: wire.Bye{}})
 		if code := <-s.closes; code != wire.CloseNormal {
 			t.Fatalf("bob's close %d", code)
@@ -159,11 +169,7 @@ func TestConnActorRestartKeepsItsWindow(t *testing.T) {
 			t.Fatalf("alice got %#v after bob's bye, want bob offline with last seen", x)
 		}
 		// Three hellos (alice, bob, carol), none of them a resume: the restart's attach is not one.
-		for name, want := range map[string]float64{`presenced_hellos_total{result="ok"}`: 3, `presenced_resumes_total{result="ok"}`: 0, "presenced_hello_to_sync_seconds_count": 3} {
-			if got := sample(t, reg, name); got != want {
-				t.Errorf("%s = %v, want %v", name, got, want)
-			}
-		}
+		wantSamples(t, reg, map[string]float64{`presenced_hellos_total{result="ok"}`: 3, `presenced_resumes_total{result="ok"}`: 0, "presenced_hello_to_sync_seconds_count": 3})
 		w.stop(t, alice, bob, carol)
 	})
 }
@@ -175,9 +181,7 @@ func TestConnActorRestartKeepsItsWindow(t *testing.T) {
 // once, as a resume.
 func TestConnActorRestartAtItsWelcome(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		w := newWorld()
-		reg := prometheus.NewRegistry()
-		w.deps.Metrics = metrics.New(reg)
+		w, reg := newMeteredWorld()
 		carol, cs, _ := w.connect(t, "carol", "bob")
 		s := &panicky{socket: newSocket()}
 		s.armed.Store(true) // the welcome's write panics
@@ -197,18 +201,10 @@ func TestConnActorRestartAtItsWelcome(t *testing.T) {
 			t.Fatalf("bob got %#v, want alice online", f)
 		}
 		synctest.Wait()
-		if len(s.frames) != 0 {
-			t.Fatalf("bob got %#v after alice's o: subscribed twice", <-s.frames)
-		}
-		if len(cs.frames) != 0 {
-			t.Fatalf("carol got %#v: bob's restart showed", <-cs.frames)
-		}
+		s.wantNone(t, "bob got %#v after alice's o: subscribed twice")
+		cs.wantNone(t, "carol got %#v: bob's restart showed")
 		// Three hellos (carol, bob, alice), none of them a resume.
-		for name, want := range map[string]float64{`presenced_hellos_total{result="ok"}`: 3, `presenced_resumes_total{result="ok"}`: 0, "presenced_hello_to_sync_seconds_count": 3} {
-			if got := sample(t, reg, name); got != want {
-				t.Errorf("%s = %v, want %v", name, got, want)
-			}
-		}
+		wantSamples(t, reg, map[string]float64{`presenced_hellos_total{result="ok"}`: 3, `presenced_resumes_total{result="ok"}`: 0, "presenced_hello_to_sync_seconds_count": 3})
 		// The same for a resume: bob's socket drops, and the actor of the one resuming panics at
 		// its welcome too. It counts once, as a resume.
 		w.system.Root.Send(bob, SocketClosed{LastHeard: time.Now()})
@@ -223,14 +219,8 @@ func TestConnActorRestartAtItsWelcome(t *testing.T) {
 			t.Fatalf("bob got %#v, want a sync with alice online", sy)
 		}
 		synctest.Wait()
-		if len(cs.frames) != 0 {
-			t.Fatalf("carol got %#v: bob's drop and resume showed", <-cs.frames)
-		}
-		for name, want := range map[string]float64{`presenced_hellos_total{result="ok"}`: 4, `presenced_resumes_total{result="ok"}`: 1, "presenced_hello_to_sync_seconds_count": 4} {
-			if got := sample(t, reg, name); got != want {
-				t.Errorf("after the resume %s = %v, want %v", name, got, want)
-			}
-		}
+		cs.wantNone(t, "carol got %#v: bob's drop and resume showed")
+		wantSamples(t, reg, map[string]float64{`presenced_hellos_total{result="ok"}`: 4, `presenced_resumes_total{result="ok"}`: 1, "presenced_hello_to_sync_seconds_count": 4})
 		w.system.Root.Send(bob2, Inbound{Frame: wire.Bye{}})
 		if code := <-s.closes; code != wire.CloseNormal {
 			t.Fatalf("bob's close %d", code)
@@ -240,6 +230,16 @@ func TestConnActorRestartAtItsWelcome(t *testing.T) {
 		}
 		w.stop(t, carol, bob, bob2, alice)
 	})
+}
+
+// wantSamples checks samples of reg by name (see sample).
+func wantSamples(t *testing.T, reg *prometheus.Registry, want map[string]float64) {
+	t.Helper()
+	for name, v := range want {
+		if got := sample(t, reg, name); got != v {
+			t.Errorf("%s = %v, want %v", name, got, v)
+		}
+	}
 }
 
 // sample reads one sample of reg, named as the exposition format names it (a counter with one
@@ -393,9 +393,7 @@ func TestStoppedConnectionDetaches(t *testing.T) {
 		_ = w.system.Root.StopFuture(alice).Wait()
 		time.Sleep(DefaultUserConfig().ResumeWindow - time.Millisecond)
 		synctest.Wait()
-		if len(bs.frames) != 0 {
-			t.Fatalf("bob got %#v within the resume window", <-bs.frames)
-		}
+		bs.wantNone(t, "bob got %#v within the resume window")
 		time.Sleep(time.Millisecond)
 		synctest.Wait()
 		want := wire.Offline{ID: "alice", TS: start.UnixMilli()}
