@@ -106,28 +106,40 @@ func (g *gcQuiet) step(allocated, sent, live uint64) (percent int, release bool)
 	return g.idle, true
 }
 
-// runGCQuiet applies g once a second until ctx ends, and logs each switch (twice per wave).
-// sent reads the bytes of text frames sent so far.
-func runGCQuiet(ctx context.Context, g *gcQuiet, sent func() uint64, log *zap.Logger) {
+// heapReader reads the bytes allocated so far and the live heap.
+type heapReader func() (allocated, live uint64)
+
+// runtimeHeap reads them from runtime/metrics. It is not safe for concurrent use (the loop
+// alone calls it).
+func runtimeHeap() heapReader {
 	samples := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}, {Name: "/gc/heap/live:bytes"}}
-	metrics.Read(samples)
-	last, lastSent := samples[0].Value.Uint64(), sent()
-	every(ctx, quietSample, func() {
+	return func() (uint64, uint64) {
 		metrics.Read(samples)
-		now, nowSent := samples[0].Value.Uint64(), sent()
-		percent, release := g.step(now-last, nowSent-lastSent, samples[1].Value.Uint64())
+		return samples[0].Value.Uint64(), samples[1].Value.Uint64()
+	}
+}
+
+// runGCQuiet applies g once a second until ctx ends, and logs each switch (twice per wave).
+// heap reads the allocation (runtimeHeap in a node; a test's own counts, since a test process's
+// allocation is not the test's to decide), sent the bytes of text frames sent so far.
+func runGCQuiet(ctx context.Context, g *gcQuiet, heap heapReader, sent func() uint64, log *zap.Logger) {
+	last, _ := heap()
+	lastSent := sent()
+	every(ctx, quietSample, func() {
+		now, live := heap()
+		nowSent := sent()
+		percent, release := g.step(now-last, nowSent-lastSent, live)
 		last, lastSent = now, nowSent
 		if percent > 0 {
 			debug.SetGCPercent(percent)
 			log.Info("garbage collector target", zap.Int("gc_percent", percent), zap.Bool("quiet", percent == g.idle),
-				zap.Uint64("live_heap_bytes", samples[1].Value.Uint64()))
+				zap.Uint64("live_heap_bytes", live))
 		}
 		if release {
 			// Collects at the new target and hands back every free page: what the wave left
 			// resident is returned once, instead of over minutes by the background scavenger.
 			debug.FreeOSMemory()
-			metrics.Read(samples)
-			last = samples[0].Value.Uint64()
+			last, _ = heap()
 		}
 	})
 }

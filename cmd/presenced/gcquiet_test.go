@@ -85,9 +85,11 @@ func TestGCQuiet(t *testing.T) {
 	}
 }
 
-// TestRunGCQuiet: the loop feeds the rule the frames the node sent and sets what it decides:
-// ten idle seconds bring the quiet target (and its log line), one second of frames the busy one;
-// stop ends the loop. Virtual time: the ten seconds take none.
+// TestRunGCQuiet: the loop feeds the rule the heap's reading and the frames the node sent, and
+// sets what it decides: ten idle seconds bring the quiet target (and its log line, with the live
+// heap), one second of frames the busy one; stop ends the loop. Virtual time: the ten seconds
+// take none. The heap's reading is the test's own: the test process's real allocation, from the
+// runtime and whatever else runs in it, is not quiet to order.
 func TestRunGCQuiet(t *testing.T) {
 	prev := debug.SetGCPercent(25)
 	defer debug.SetGCPercent(prev)
@@ -98,9 +100,11 @@ func TestRunGCQuiet(t *testing.T) {
 	}
 	synctest.Test(t, func(t *testing.T) {
 		core, logs := observer.New(zap.InfoLevel)
-		var sent atomic.Uint64
+		var sent, allocated atomic.Uint64
+		const live = 64 << 20
+		heap := func() (uint64, uint64) { return allocated.Load(), live }
 		stop := background(func(ctx context.Context) {
-			runGCQuiet(ctx, newGCQuiet(25, 10), sent.Load, zap.New(core))
+			runGCQuiet(ctx, newGCQuiet(25, 10), heap, sent.Load, zap.New(core))
 		})
 		defer stop()
 		time.Sleep(10*quietSample + quietSample/2)
@@ -115,6 +119,9 @@ func TestRunGCQuiet(t *testing.T) {
 		var quiet []bool
 		for _, e := range logs.FilterMessage("garbage collector target").All() {
 			quiet = append(quiet, e.ContextMap()["quiet"].(bool))
+			if got := e.ContextMap()["live_heap_bytes"]; got != uint64(live) {
+				t.Errorf("logged live_heap_bytes %v, want %d", got, live)
+			}
 		}
 		if !slices.Equal(quiet, []bool{true, false}) {
 			t.Fatalf("switches logged as quiet=%v, want [true false]", quiet)

@@ -152,7 +152,7 @@ func start(o options, log *zap.Logger) (*app, error) {
 		a.loops = append(a.loops, background(func(ctx context.Context) { warnDevAuth(ctx, log, time.Minute) }))
 	}
 	if quiet != nil {
-		a.loops = append(a.loops, background(func(ctx context.Context) { runGCQuiet(ctx, quiet, m.BytesSent, log) }))
+		a.loops = append(a.loops, background(func(ctx context.Context) { runGCQuiet(ctx, quiet, runtimeHeap(), m.BytesSent, log) }))
 	}
 	log.Info("presenced listening", zap.String("addr", pub.Addr().String()), zap.String("path", "/ws"),
 		zap.String("internal", internalAddr))
