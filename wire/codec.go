@@ -383,7 +383,7 @@ func Append(b []byte, f Frame) []byte {
 }
 
 // Encode is Append onto a new slice. A sync's slice is sized for its users first: one
-// allocation instead of the seven a doubling slice takes for a sync of 50, and every hello and
+// allocation instead of the nine a doubling slice took for a sync of 50, and every hello and
 // resume sends one (a login storm encodes thousands a second).
 func Encode(f Frame) []byte {
 	n := 64
