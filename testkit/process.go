@@ -82,6 +82,7 @@ type Proc struct {
 	mu      sync.Mutex
 	members int      // latest cluster topology size it logged
 	tail    []string // its last lines that are not JSON logs (a panic, a runtime error), at most tailLines
+	warns   []string // its last warning and error log lines, at most tailLines
 	changed chan struct{}
 }
 
@@ -140,18 +141,21 @@ func (p *Proc) readLogs(r interface{ Read([]byte) (int, error) }, addr chan<- st
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		var line struct {
+			Level   string `json:"level"`
 			Msg     string `json:"msg"`
 			Addr    string `json:"addr"`
 			Members *int   `json:"members"`
 		}
 		if json.Unmarshal(sc.Bytes(), &line) != nil {
 			p.mu.Lock()
-			if len(p.tail) == tailLines {
-				p.tail = append(p.tail[:0], p.tail[1:]...)
-			}
-			p.tail = append(p.tail, sc.Text())
+			p.tail = keepLast(p.tail, sc.Text())
 			p.mu.Unlock()
 			continue
+		}
+		if line.Level == "warn" || line.Level == "error" {
+			p.mu.Lock()
+			p.warns = keepLast(p.warns, sc.Text())
+			p.mu.Unlock()
 		}
 		switch {
 		case line.Msg == "presenced listening":
@@ -171,6 +175,14 @@ func (p *Proc) readLogs(r interface{ Read([]byte) (int, error) }, addr chan<- st
 	_, _ = io.Copy(io.Discard, r)
 }
 
+// keepLast appends line to lines, keeping the last tailLines.
+func keepLast(lines []string, line string) []string {
+	if len(lines) == tailLines {
+		lines = append(lines[:0], lines[1:]...)
+	}
+	return append(lines, line)
+}
+
 // WaitMembers waits until the process has logged a cluster topology of n members.
 func (p *Proc) WaitMembers(tb testing.TB, n int) {
 	tb.Helper()
@@ -185,7 +197,10 @@ func (p *Proc) WaitMembers(tb testing.TB, n int) {
 		select {
 		case <-p.changed:
 		case <-deadline:
-			tb.Fatalf("testkit: cluster topology has %d members, want %d", got, n)
+			p.mu.Lock()
+			warns := strings.Join(p.warns, "\n")
+			p.mu.Unlock()
+			tb.Fatalf("testkit: cluster topology has %d members, want %d; its last warnings and errors:\n%s", got, n, warns)
 		}
 	}
 }
