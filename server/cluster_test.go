@@ -3,7 +3,6 @@ package server_test
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,24 +13,6 @@ import (
 	"github.com/presenced/presenced/testkit"
 	"github.com/presenced/presenced/wire"
 )
-
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ports []int
-	var lns []net.Listener
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	for _, ln := range lns {
-		_ = ln.Close()
-	}
-	return ports
-}
 
 // startClusterProcs starts size presenced processes that form one cluster over one Redis, and
 // waits until every member sees all of them (so every member places a user on the same one).
@@ -47,7 +28,7 @@ func startClusterProcsOn(t *testing.T, redis *testkit.Redis, size int, graph str
 	if err := os.WriteFile(gf, []byte(graph), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ports := freePorts(t, 2*size)
+	ports := testkit.FreePorts(t, 2*size)
 	var members []string
 	for i := range size {
 		members = append(members, fmt.Sprintf("127.0.0.1:%d", ports[size+i]))

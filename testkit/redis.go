@@ -31,7 +31,7 @@ func RequireRedis(tb testing.TB) *Redis {
 	if err != nil {
 		tb.Fatalf("testkit: redis-server not found: install it (Debian: apt-get install redis-server)")
 	}
-	r := &Redis{tb: tb, port: freePort(tb)}
+	r := &Redis{tb: tb, port: FreePorts(tb, 1)[0]}
 	r.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(r.port))
 	r.start(path)
 	tb.Cleanup(r.Stop)
@@ -98,15 +98,6 @@ func (r *Redis) Start() {
 	r.tb.Helper()
 	path, _ := exec.LookPath("redis-server")
 	r.start(path)
-}
-
-func freePort(tb testing.TB) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatalf("testkit: free port: %v", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // String names the server in failures.
