@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"log/slog"
+	"reflect"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -12,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/presenced/presenced/actors/actorpb"
 	"github.com/presenced/presenced/auth"
@@ -229,6 +231,54 @@ func TestConnActorRestartAtItsWelcome(t *testing.T) {
 			t.Fatalf("carol got %#v after bob's bye, want bob offline with last seen", x)
 		}
 		w.stop(t, carol, bob, bob2, alice)
+	})
+}
+
+// TestSyncReadsStoredPresences: a sync decodes each stored presence on its own, however the
+// one before it went: a record that does not decode, and an envelope with another body, show
+// their users offline; each valid one shows exactly its own fields (the decoding reuses one
+// envelope), with the login its user published.
+func TestSyncReadsStoredPresences(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := cluster.NewMemoryStore()
+		ctx := context.Background()
+		stored := map[string][]byte{"alice": []byte("not a protobuf \xff\xff")}
+		for user, body := range map[string]isBody{
+			"carol": &actorpb.PresenceUpdate{User: "carol", Login: "Carol", Version: 7, State: int32(wire.StateOnline), Activity: int32(wire.Debugging), Project: "api", Language: "Go"},
+			"dave":  &actorpb.Detach{Window: "w"},
+			"erin":  &actorpb.PresenceUpdate{User: "erin", Login: "erin", Version: 2, State: int32(wire.StateOffline), LastSeenMs: 1703789400000},
+		} {
+			b, err := proto.Marshal(envelope(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			stored[user] = b
+		}
+		for user, b := range stored {
+			epoch, err := store.Acquire(ctx, user)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := store.SaveUser(ctx, user, epoch, nil, b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		w := newWorldWith(store)
+		s := newSocket()
+		bob := SpawnConn(w.deps, ConnSpec{User: "bob", Login: "bob", Following: followees("alice", "carol", "dave", "erin"), Socket: s})
+		if _, ok := s.next(t).(wire.Welcome); !ok {
+			t.Fatal("want welcome")
+		}
+		want := wire.Sync{Users: []wire.SyncUser{
+			{Username: "alice"},
+			{Username: "Carol", Presence: wire.Presence{State: wire.StateOnline, Activity: wire.Debugging, Project: "api", Language: "Go"}},
+			{Username: "dave"},
+			{Username: "erin", Presence: wire.Presence{State: wire.StateOffline, TS: 1703789400000}},
+		}}
+		if sy, ok := s.next(t).(wire.Sync); !ok || !reflect.DeepEqual(sy, want) {
+			t.Fatalf("bob got %#v\nwant %#v", sy, want)
+		}
+		w.stop(t, bob)
 	})
 }
 

@@ -490,17 +490,24 @@ func (c *connActor) load(ctx context.Context) ([]*actorpb.PresenceUpdate, error)
 	if err != nil {
 		return nil, err
 	}
+	// Every hello and resume reads these (a login storm, thousands a second), so the records
+	// share one array, and one envelope is decoded into again and again: merging into an update
+	// body already in place takes 3 allocations a record (its strings) instead of 6.
 	recs := make([]*actorpb.PresenceUpdate, len(raw))
+	updates := make([]actorpb.PresenceUpdate, len(raw))
+	env, body := &actorpb.Envelope{}, &actorpb.Envelope_Update{}
 	for i, b := range raw {
 		if b == nil {
 			continue
 		}
-		env := &actorpb.Envelope{}
-		if err := proto.Unmarshal(b, env); err != nil {
+		proto.Reset(env)
+		body.Update = &updates[i]
+		env.Body = body
+		if err := (proto.UnmarshalOptions{Merge: true}).Unmarshal(b, env); err != nil {
 			c.logger().Warn("stored presence does not decode; showing the user offline", zap.String("followed", ids[i]), zap.Error(err))
 			continue
 		}
-		recs[i] = env.GetUpdate()
+		recs[i] = env.GetUpdate() // nil for another body: offline, as for none
 	}
 	c.askFollowsMe(recs)
 	return recs, nil
