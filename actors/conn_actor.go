@@ -303,10 +303,10 @@ func (c *connActor) onAttached(ctx actor.Context, r *actorpb.AttachReply) {
 	at := c.spec.HelloAt
 	resume, counts := c.spec.Resume != "" && at > 0, at != helloRestart
 	hello := func(result string) {
-		if counts && !c.counted {
+		if counts {
 			c.d.Metrics.Hello(resume, result)
 		}
-		c.counted = true
+		c.counted = true // a restart from here on attaches without counting again
 	}
 	if !r.GetOk() {
 		hello(r.GetErrorCode())
@@ -328,10 +328,10 @@ func (c *connActor) onAttached(ctx actor.Context, r *actorpb.AttachReply) {
 		c.spec.Socket.Close(wire.CloseInternal, wire.ErrInternal, "could not load your network; reconnect and resume")
 		return
 	}
-	if counts && !c.counted {
+	hello(metrics.ResultOK)
+	if counts {
 		c.d.Metrics.HelloToSync(time.Unix(0, max(at, -at)))
 	}
-	hello(metrics.ResultOK)
 	pending := c.pending
 	c.pending = nil
 	for _, f := range pending {
@@ -496,6 +496,7 @@ func (c *connActor) load(ctx context.Context) ([]*actorpb.PresenceUpdate, error)
 	recs := make([]*actorpb.PresenceUpdate, len(raw))
 	updates := make([]actorpb.PresenceUpdate, len(raw))
 	env, body := &actorpb.Envelope{}, &actorpb.Envelope_Update{}
+	merge := proto.UnmarshalOptions{Merge: true}
 	for i, b := range raw {
 		if b == nil {
 			continue
@@ -503,7 +504,7 @@ func (c *connActor) load(ctx context.Context) ([]*actorpb.PresenceUpdate, error)
 		proto.Reset(env)
 		body.Update = &updates[i]
 		env.Body = body
-		if err := (proto.UnmarshalOptions{Merge: true}).Unmarshal(b, env); err != nil {
+		if err := merge.Unmarshal(b, env); err != nil {
 			c.logger().Warn("stored presence does not decode; showing the user offline", zap.String("followed", ids[i]), zap.Error(err))
 			continue
 		}
