@@ -5,7 +5,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
-	"strings"
 	"testing"
 )
 
@@ -16,14 +15,14 @@ import (
 // process's own bind, any test's client or server in the machine could take one of them.
 func FreePorts(tb testing.TB, n int) []int {
 	tb.Helper()
-	lo, hi := 10000, ephemeralLow()
+	hi := ephemeralLow()
 	seen := map[int]bool{}
 	var ports []int
 	for tries := 0; len(ports) < n; tries++ {
 		if tries == 1000 {
-			tb.Fatalf("testkit: no %d free ports in %d..%d", n, lo, hi-1)
+			tb.Fatalf("testkit: no %d free ports in %d..%d", n, portsFrom, hi-1)
 		}
-		p := lo + rand.IntN(hi-lo)
+		p := portsFrom + rand.IntN(hi-portsFrom)
 		if seen[p] {
 			continue
 		}
@@ -38,15 +37,19 @@ func FreePorts(tb testing.TB, n int) []int {
 	return ports
 }
 
-// ephemeralLow is the first port of the kernel's ephemeral range (Linux's default when it
-// cannot be read).
+// portsFrom is the lowest port FreePorts gives: above the well-known services a machine runs.
+const portsFrom = 10000
+
+// ephemeralLow is the first port of the kernel's ephemeral range; Linux's default when it
+// cannot be read, or when it leaves fewer than 1,000 ports above portsFrom.
 func ephemeralLow() int {
-	lo := 32768
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		var a, z int
-		if _, err := fmt.Sscan(strings.TrimSpace(string(b)), &a, &z); err == nil && a > 10000+1000 {
-			lo = a
-		}
+	var lo, hi int
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err == nil {
+		_, err = fmt.Sscan(string(b), &lo, &hi)
+	}
+	if err != nil || lo < portsFrom+1000 {
+		return 32768
 	}
 	return lo
 }

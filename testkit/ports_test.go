@@ -18,8 +18,8 @@ func TestFreePorts(t *testing.T) {
 			t.Fatalf("port %d twice in %v", p, ports)
 		}
 		seen[p] = true
-		if p < 10000 || p >= ephemeralLow() {
-			t.Fatalf("port %d outside 10000..%d", p, ephemeralLow()-1)
+		if p < portsFrom || p >= ephemeralLow() {
+			t.Fatalf("port %d outside %d..%d", p, portsFrom, ephemeralLow()-1)
 		}
 		ln, err := net.Listen("tcp", fmt.Sprintf(":%d", p))
 		if err != nil {
