@@ -3,8 +3,11 @@ package cluster_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/presenced/presenced/cluster"
 )
@@ -51,4 +54,80 @@ func TestRedisLeaseLapse(t *testing.T) {
 	if err := s.SaveUser(ctx, "alice", e1, []byte("stale"), []byte("stale")); !errors.Is(err, cluster.ErrFenced) {
 		t.Fatalf("stale holder after a newer acquisition: err = %v, want ErrFenced", err)
 	}
+}
+
+// TestRedisRenewMany: a batch as large as the lease round's renews every lease it names, with
+// its own user's keys and epoch, whether Redis has the script cached or not, and a smaller batch
+// after it (the call's buffers are reused) renews exactly its own.
+func TestRedisRenewMany(t *testing.T) {
+	rdb, err := cluster.NewRedisClient(cluster.RedisConfig{URL: newTestRedis(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	s := cluster.NewRedisStore(rdb, nil)
+	ctx := context.Background()
+	leases := make([]cluster.Lease, 600)
+	for i := range leases {
+		u := "user-" + strings.Repeat("x", i%7) + strconv.Itoa(i) // names of several lengths
+		leases[i] = cluster.Lease{User: u, Epoch: acquire(t, s, u)}
+	}
+	newer := acquire(t, s, leases[599].User) // the last one moved to a newer activation
+	shortTTLs := func(ls []cluster.Lease) {
+		t.Helper()
+		for _, l := range ls {
+			if err := rdb.PExpire(ctx, "presenced:lease:"+l.User, time.Second).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	renewed := func(ls []cluster.Lease) {
+		t.Helper()
+		for _, l := range ls {
+			if ttl := rdb.PTTL(ctx, "presenced:lease:"+l.User).Val(); ttl <= time.Second || ttl > cluster.LeaseTTL {
+				t.Fatalf("%s: lease TTL %v after renewing, want above 1s and within %v", l.User, ttl, cluster.LeaseTTL)
+			}
+		}
+	}
+	want := make([]bool, len(leases))
+	want[599] = true
+	for _, cached := range []bool{false, true} {
+		if !cached {
+			if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		shortTTLs(leases[:599])
+		fenced, err := s.RenewMany(ctx, leases)
+		if err != nil {
+			t.Fatalf("script cached %v: %v", cached, err)
+		}
+		if !slices.Equal(fenced, want) {
+			t.Fatalf("script cached %v: fenced at %v, want only 599", cached, trueAt(fenced))
+		}
+		renewed(leases[:599])
+		if got := rdb.Get(ctx, "presenced:lease:"+leases[599].User).Val(); got != strconv.FormatUint(newer, 10) {
+			t.Fatalf("the moved user's lease = %q, want the newer epoch %d", got, newer)
+		}
+	}
+	small := []cluster.Lease{leases[3], {User: leases[599].User, Epoch: newer}, leases[10]}
+	shortTTLs(append(leases[:599:599], small[1]))
+	fenced, err := s.RenewMany(ctx, small)
+	if err != nil || !slices.Equal(fenced, []bool{false, false, false}) {
+		t.Fatalf("small batch after a large one: fenced %v, %v; want none", fenced, err)
+	}
+	renewed(small)
+	if ttl := rdb.PTTL(ctx, "presenced:lease:"+leases[4].User).Val(); ttl > time.Second {
+		t.Fatalf("a lease the small batch does not name was renewed (TTL %v)", ttl)
+	}
+}
+
+func trueAt(bs []bool) []int {
+	var at []int
+	for i, b := range bs {
+		if b {
+			at = append(at, i)
+		}
+	}
+	return at
 }
