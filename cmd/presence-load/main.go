@@ -4,6 +4,7 @@
 //
 //	presence-load graph --users 100000 --follows 50 --out graph.json
 //	presence-load run --url ws://127.0.0.1:8080/ws --users 100000 --follows 50 --procs 6 --pid PID
+//	presence-load loopback   # what one small frame costs this machine's loopback TCP path
 //
 // `presence-load graph --help` and `presence-load run --help` document every flag.
 package main
@@ -64,7 +65,7 @@ func main() { os.Exit(mainArgs(os.Args[1:], os.Stdout, os.Stderr)) }
 // 2 bad usage, setup, or a run phase that failed (Run returned an error).
 func mainArgs(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(stderr, "usage: presence-load graph|github|run [flags]   (presence-load CMD --help)")
+		fmt.Fprintln(stderr, "usage: presence-load graph|github|run|loopback [flags]   (presence-load CMD --help)")
 		if len(args) == 0 {
 			return 2
 		}
@@ -78,6 +79,8 @@ func mainArgs(args []string, stdout, stderr io.Writer) int {
 		err = graphCmd(args[1:], stdout, stderr)
 	case "github":
 		err = githubCmd(ctx, args[1:], stdout, stderr)
+	case "loopback":
+		err = loopbackCmd(args[1:], stdout, stderr)
 	case "run":
 		var rep *Report
 		rep, err = runCmd(ctx, args[1:], stdout, stderr)
@@ -85,7 +88,7 @@ func mainArgs(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	default:
-		err = fmt.Errorf("unknown command %q: want graph, github or run", args[0])
+		err = fmt.Errorf("unknown command %q: want graph, github, run or loopback", args[0])
 	}
 	switch {
 	case errors.Is(err, flag.ErrHelp):

@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -196,5 +198,27 @@ func TestCheckDetects(t *testing.T) {
 	sh.onText(s, wire.Encode(wire.Update{ID: g.Names[g.Follows[0][1]], Has: wire.FieldProject, Project: "p"}), time.Now())
 	if res, _ := sh.compare(truth, time.Now()); res.Mismatches != 0 || res.Clients != 1 {
 		t.Fatalf("after the update: %+v, want 1 client, no mismatch", res)
+	}
+}
+
+// TestLoopbackCmd: the calibration prints its median between its min and max, in the form
+// docs/benchmarks.md quotes, and refuses sizes it cannot measure.
+func TestLoopbackCmd(t *testing.T) {
+	var out, errs bytes.Buffer
+	if code := mainArgs([]string{"loopback", "--count", "200", "--rounds", "3", "--size", "80"}, &out, &errs); code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, errs.String())
+	}
+	var med, lo, hi float64
+	var size, rounds, count int
+	if _, err := fmt.Sscanf(out.String(), "loopback write+read of %d bytes: median %f µs (min %f, max %f; %d rounds of %d)\n",
+		&size, &med, &lo, &hi, &rounds, &count); err != nil {
+		t.Fatalf("output %q: %v", out.String(), err)
+	}
+	if size != 80 || rounds != 3 || count != 200 || lo <= 0 || med < lo || hi < med {
+		t.Fatalf("output %q: want size 80, 3 rounds of 200, 0 < min <= median <= max", out.String())
+	}
+	errs.Reset()
+	if code := mainArgs([]string{"loopback", "--size", "0"}, &out, &errs); code != 2 || !strings.Contains(errs.String(), "--size must be") {
+		t.Fatalf("--size 0: exit %d, stderr %q; want 2 and what --size must be", code, errs.String())
 	}
 }
