@@ -6,19 +6,13 @@ import (
 	"testing"
 
 	"github.com/presenced/presenced/cluster"
-	"github.com/presenced/presenced/testkit"
 )
 
 // BenchmarkRenewMany is one batch of the node's lease round (actors.RenewBatch leases) against
 // a real Redis. The round renews every hosted user's lease every LeaseTTL/3, so what a batch
 // allocates is most of what an idle node allocates (docs/benchmarks.md).
 func BenchmarkRenewMany(b *testing.B) {
-	rdb, err := cluster.NewRedisClient(cluster.RedisConfig{URL: testkit.RequireRedis(b).URL()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer rdb.Close()
-	s := cluster.NewRedisStore(rdb, nil)
+	_, s := newRedisStore(b)
 	ctx := context.Background()
 	leases := make([]cluster.Lease, 500)
 	for i := range leases {

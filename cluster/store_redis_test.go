@@ -9,7 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/presenced/presenced/cluster"
+	"github.com/presenced/presenced/testkit"
 )
 
 func TestRedisStore(t *testing.T) {
@@ -27,16 +30,21 @@ func TestRedisStore(t *testing.T) {
 	})
 }
 
+// newRedisStore is a store on a test Redis of its own, and its client (closed at the end).
+func newRedisStore(tb testing.TB) (*redis.Client, *cluster.RedisStore) {
+	rdb, err := cluster.NewRedisClient(cluster.RedisConfig{URL: testkit.RequireRedis(tb).URL()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = rdb.Close() })
+	return rdb, cluster.NewRedisStore(rdb, nil)
+}
+
 // TestRedisLeaseLapse: a lease whose key lapsed (its holder stopped renewing, or Redis lost it)
 // is reclaimed by its holder's next write, with a fresh TTL, unless another activation acquired
 // the user since.
 func TestRedisLeaseLapse(t *testing.T) {
-	rdb, err := cluster.NewRedisClient(cluster.RedisConfig{URL: newTestRedis(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rdb.Close()
-	s := cluster.NewRedisStore(rdb, nil)
+	rdb, s := newRedisStore(t)
 	ctx := context.Background()
 	e1 := acquire(t, s, "alice")
 	if ttl := rdb.PTTL(ctx, "presenced:lease:alice").Val(); ttl <= 0 || ttl > cluster.LeaseTTL {
@@ -60,12 +68,7 @@ func TestRedisLeaseLapse(t *testing.T) {
 // its own user's keys and epoch, whether Redis has the script cached or not, and a smaller batch
 // after it (the call's buffers are reused) renews exactly its own.
 func TestRedisRenewMany(t *testing.T) {
-	rdb, err := cluster.NewRedisClient(cluster.RedisConfig{URL: newTestRedis(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rdb.Close()
-	s := cluster.NewRedisStore(rdb, nil)
+	rdb, s := newRedisStore(t)
 	ctx := context.Background()
 	leases := make([]cluster.Lease, 600)
 	for i := range leases {
