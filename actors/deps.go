@@ -48,12 +48,12 @@ type Deps struct {
 	Metrics *metrics.Metrics
 
 	// The Props every local user actor and every connection actor share (see spawnUser, SpawnConn).
-	userProps, connProps *actor.Props
-	connDispatcher       *Dispatcher
-	spawned              atomic.Uint64 // names actors: user/<id>/<n>, conn/<boot>/<n>
-	boot                 string        // random per node start: connection ids never repeat (SpawnConn)
-	specsMu              sync.Mutex
-	specs                map[string]*ConnSpec // connection actor id → its spec, until the actor takes it (SpawnConn)
+	userProps, connProps           *actor.Props
+	userDispatcher, connDispatcher *Dispatcher
+	spawned                        atomic.Uint64 // names actors: user/<id>/<n>, conn/<boot>/<n>
+	boot                           string        // random per node start: connection ids never repeat (SpawnConn)
+	specsMu                        sync.Mutex
+	specs                          map[string]*ConnSpec // connection actor id → its spec, until the actor takes it (SpawnConn)
 }
 
 // Broadcaster is a placement that can reach every user actor it placed on this node.
@@ -131,6 +131,7 @@ func (d *Deps) watchPeer(ctx actor.Context, pid *actor.PID) {
 // stopped.
 func (d *Deps) Close() {
 	d.Leases.Close()
+	d.userDispatcher.Close()
 	d.connDispatcher.Close()
 }
 
@@ -151,11 +152,19 @@ func NewDeps(system *actor.ActorSystem, store cluster.Store, newBus func(cluster
 		specs: map[string]*ConnSpec{}, boot: RandomToken()[:8]}
 	d.Leases = NewLeases(store, system.Root, log, d.ioTimeout)
 	d.Deadlines = NewDeadlines(4 * runtime.GOMAXPROCS(0))
-	d.userProps = actor.PropsFromProducer(func() actor.Actor { return &userActor{d: d} }, WithMailbox())
-	d.connDispatcher = NewDispatcher(300, 8*runtime.GOMAXPROCS(0), 16384, time.Second)
+	// User actors block in a store call at every write, so they get more workers than the Redis
+	// client has connections (10 a core), and, like connection actors (which block in a sync's
+	// read), goroutines of their own once a hung store has held every worker for a second.
+	d.userDispatcher = NewDispatcher(300, 32*runtime.GOMAXPROCS(0), 16384, time.Second, dispatchStall)
+	d.userProps = actor.PropsFromProducer(func() actor.Actor { return &userActor{d: d} }, WithMailbox(), actor.WithDispatcher(d.userDispatcher))
+	d.connDispatcher = NewDispatcher(300, 8*runtime.GOMAXPROCS(0), 16384, time.Second, dispatchStall)
 	d.connProps = actor.PropsFromProducer(func() actor.Actor { return &connActor{d: d} }, WithMailbox(), actor.WithDispatcher(d.connDispatcher))
 	return d
 }
+
+// dispatchStall is how long runs may wait behind workers that all sit in one run each before
+// they get goroutines of their own: far above a healthy store call, far below its 5 s timeout.
+const dispatchStall = time.Second
 
 // NewLocalDeps is NewDeps with user actors placed on this node.
 func NewLocalDeps(system *actor.ActorSystem, store cluster.Store, newBus func(cluster.Deliver) cluster.Bus, user UserConfig, log *zap.Logger) (*Deps, *cluster.LocalPlacement) {

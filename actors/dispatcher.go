@@ -15,26 +15,40 @@ import (
 //
 // Runs wait in a queue of queueLen for at most max workers; a worker is started when a run
 // finds none waiting, and exits after idleAfter without work, so an idle node keeps no workers
-// and a test's goroutines end by themselves. When the queue is full (workers blocked in store
-// calls, say) a run gets a goroutine of its own rather than wait. Connection actors use it;
-// user actors, which block in a store call at every change, keep Proto.Actor's default.
+// and a test's goroutines end by themselves. When the queue is full a run gets a goroutine of
+// its own rather than wait.
+//
+// Actors that block in store calls (user actors at every write) are why runs must not wait
+// long behind busy workers: when Redis hangs every worker waits out its call's timeout. So
+// once runs are queued and no worker has taken one for stallAfter, the queued runs each get a
+// goroutine of their own, as Proto.Actor's default would have given them at once. While the
+// store answers, a wave of runs (18,000 goodbyes, each with a save) waits for max workers in
+// the queue instead of holding 18,000 goroutines and their stacks (docs/benchmarks.md, Mass
+// disconnect).
 type Dispatcher struct {
 	throughput int
 	max        int32
 	idleAfter  time.Duration
+	stallAfter time.Duration // 0: never
 	work       chan func()
 	quit       chan struct{} // closed by Close
 	closeOnce  sync.Once
 	workers    atomic.Int32
 	waiting    atomic.Int32 // workers blocked on an empty queue
+	lastTaken  atomic.Int64 // when a worker last took a run (unix ns)
+
+	guardMu sync.Mutex
+	guard   *time.Timer // the armed stall check, nil when none
 }
 
 var _ actor.Dispatcher = (*Dispatcher)(nil)
 
 // NewDispatcher runs at most throughput messages per mailbox run, on at most max workers, with
-// at most queueLen runs waiting.
-func NewDispatcher(throughput, max, queueLen int, idleAfter time.Duration) *Dispatcher {
-	return &Dispatcher{throughput: throughput, max: int32(max), idleAfter: idleAfter, work: make(chan func(), queueLen), quit: make(chan struct{})}
+// at most queueLen runs waiting, and gives queued runs goroutines of their own once no worker
+// has taken one for stallAfter (0: never).
+func NewDispatcher(throughput, max, queueLen int, idleAfter, stallAfter time.Duration) *Dispatcher {
+	return &Dispatcher{throughput: throughput, max: int32(max), idleAfter: idleAfter, stallAfter: stallAfter,
+		work: make(chan func(), queueLen), quit: make(chan struct{})}
 }
 
 // Throughput is how many messages a mailbox processes before it yields.
@@ -60,9 +74,54 @@ func (d *Dispatcher) Schedule(fn func()) {
 	}
 	if d.workers.Add(1) > d.max {
 		d.workers.Add(-1)
+		d.armGuard() // fn waits for a busy worker
 		return
 	}
 	go d.worker()
+}
+
+// armGuard arms the stall check unless one is armed.
+func (d *Dispatcher) armGuard() {
+	if d.stallAfter <= 0 {
+		return
+	}
+	d.guardMu.Lock()
+	defer d.guardMu.Unlock()
+	if d.guard == nil {
+		select {
+		case <-d.quit: // Close stopped the guard; the workers drain the queue
+		default:
+			d.guard = time.AfterFunc(d.stallAfter, d.checkStall)
+		}
+	}
+}
+
+// checkStall gives every queued run a goroutine of its own when no worker has taken a run for
+// stallAfter, and looks again later while runs are queued.
+func (d *Dispatcher) checkStall() {
+	if time.Since(time.Unix(0, d.lastTaken.Load())) >= d.stallAfter {
+	drain:
+		for {
+			select {
+			case fn := <-d.work:
+				go fn()
+			default:
+				break drain
+			}
+		}
+	}
+	d.guardMu.Lock()
+	defer d.guardMu.Unlock()
+	d.guard = nil
+	select {
+	case <-d.quit:
+		return
+	default:
+	}
+	// A run queued while this check ran found it armed: look again for it.
+	if len(d.work) > 0 {
+		d.guard = time.AfterFunc(d.stallAfter, d.checkStall)
+	}
 }
 
 func (d *Dispatcher) worker() {
@@ -72,6 +131,7 @@ func (d *Dispatcher) worker() {
 	for {
 		select {
 		case fn := <-d.work:
+			d.took()
 			fn()
 			continue
 		default:
@@ -81,6 +141,7 @@ func (d *Dispatcher) worker() {
 		select {
 		case fn := <-d.work:
 			d.waiting.Add(-1)
+			d.took()
 			fn()
 		case <-d.quit:
 			d.waiting.Add(-1)
@@ -92,6 +153,7 @@ func (d *Dispatcher) worker() {
 			d.waiting.Add(-1)
 			select {
 			case fn := <-d.work:
+				d.took()
 				fn()
 			default:
 				return
@@ -100,9 +162,26 @@ func (d *Dispatcher) worker() {
 	}
 }
 
-// Close makes the workers exit once the queue is empty; runs scheduled after it get goroutines
-// of their own.
-func (d *Dispatcher) Close() { d.closeOnce.Do(func() { close(d.quit) }) }
+// took records that a worker took a run, for the stall check.
+func (d *Dispatcher) took() {
+	if d.stallAfter > 0 {
+		d.lastTaken.Store(time.Now().UnixNano())
+	}
+}
+
+// Close makes the workers exit once the queue is empty and stops the stall check; runs
+// scheduled after it get goroutines of their own.
+func (d *Dispatcher) Close() {
+	d.closeOnce.Do(func() {
+		d.guardMu.Lock()
+		close(d.quit)
+		if d.guard != nil {
+			d.guard.Stop()
+			d.guard = nil
+		}
+		d.guardMu.Unlock()
+	})
+}
 
 // drain runs what is queued (a closing worker leaves nothing behind).
 func (d *Dispatcher) drain() {

@@ -12,7 +12,7 @@ import (
 // workers exit once idle.
 func TestDispatcherRunsEverything(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := NewDispatcher(300, 3, 100, time.Second)
+		d := NewDispatcher(300, 3, 100, time.Second, 0)
 		var ran atomic.Int64
 		var wg sync.WaitGroup
 		const n = 10000
@@ -51,7 +51,7 @@ func TestDispatcherRunsEverything(t *testing.T) {
 // length and wait for a worker; one more runs at once on a goroutine of its own.
 func TestDispatcherFullQueueRunsAtOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := NewDispatcher(300, 2, 1, time.Second)
+		d := NewDispatcher(300, 2, 1, time.Second, 0)
 		defer d.Close()
 		release := make(chan struct{})
 		var ran atomic.Int64
@@ -80,6 +80,78 @@ func TestDispatcherFullQueueRunsAtOnce(t *testing.T) {
 		synctest.Wait()
 		if ran.Load() != 2 {
 			t.Fatalf("blocked runs finished: %d of 2", ran.Load())
+		}
+	})
+}
+
+// TestDispatcherStalledRunsGetGoroutines: with every worker held in one run (a hung store
+// call), queued runs wait stallAfter, not longer, and then run on goroutines of their own.
+func TestDispatcherStalledRunsGetGoroutines(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := NewDispatcher(300, 2, 100, time.Second, time.Second)
+		defer d.Close()
+		hold := make(chan struct{})
+		for range 2 {
+			d.Schedule(func() { <-hold })
+			synctest.Wait()
+		}
+		var ran atomic.Int64
+		for range 5 {
+			d.Schedule(func() { ran.Add(1) })
+		}
+		time.Sleep(time.Second - time.Millisecond)
+		synctest.Wait()
+		if n := ran.Load(); n != 0 {
+			t.Fatalf("%d queued runs ran before the stall bound, behind two held workers", n)
+		}
+		time.Sleep(time.Millisecond)
+		synctest.Wait()
+		if n := ran.Load(); n != 5 {
+			t.Fatalf("%d of 5 queued runs ran once the workers were held for the stall bound", n)
+		}
+		// Runs queued after that wait the bound again, counted from when they were queued.
+		d.Schedule(func() { ran.Add(1) })
+		time.Sleep(time.Second / 2)
+		synctest.Wait()
+		if n := ran.Load(); n != 5 {
+			t.Fatalf("a run queued after the drain ran after half the bound (%d ran)", n)
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if n := ran.Load(); n != 6 {
+			t.Fatalf("a run queued after the drain still waits after 1.5 bounds (%d ran)", n)
+		}
+		close(hold)
+	})
+}
+
+// TestDispatcherBusyIsNotStalled: workers that keep taking runs are not stalled, however long
+// the queue takes to drain: no run gets a goroutine of its own, and at most max run at once.
+func TestDispatcherBusyIsNotStalled(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := NewDispatcher(300, 2, 100, time.Second, time.Second)
+		defer d.Close()
+		var running, most atomic.Int64
+		var wg sync.WaitGroup
+		const n = 50
+		wg.Add(n)
+		start := time.Now()
+		for range n {
+			d.Schedule(func() {
+				defer wg.Done()
+				now := running.Add(1)
+				for m := most.Load(); now > m && !most.CompareAndSwap(m, now); m = most.Load() {
+				}
+				time.Sleep(100 * time.Millisecond) // a store call that answers
+				running.Add(-1)
+			})
+		}
+		wg.Wait()
+		if m := most.Load(); m != 2 {
+			t.Fatalf("at most %d runs at once, want the 2 workers", m)
+		}
+		if took, want := time.Since(start), n/2*100*time.Millisecond; took != want {
+			t.Fatalf("the queue drained in %v, want %v (two workers, none stalled)", took, want)
 		}
 	})
 }

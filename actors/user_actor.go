@@ -23,7 +23,7 @@ import (
 func UserProps(d *Deps) *actor.Props {
 	return actor.PropsFromProducer(func() actor.Actor {
 		return &userActor{d: d, grain: true}
-	}, WithMailbox())
+	}, WithMailbox(), actor.WithDispatcher(d.userDispatcher))
 }
 
 // spawnUser starts the local actor of user. All local user actors share one Props (a Props and
