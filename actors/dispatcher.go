@@ -34,11 +34,12 @@ type Dispatcher struct {
 	quit       chan struct{} // closed by Close
 	closeOnce  sync.Once
 	workers    atomic.Int32
-	waiting    atomic.Int32 // workers blocked on an empty queue
-	lastTaken  atomic.Int64 // when a worker last took a run (unix ns)
+	waiting    atomic.Int32  // workers blocked on an empty queue
+	taken      atomic.Uint64 // runs workers have taken: the stall check's sign of progress
 
-	guardMu sync.Mutex
-	guard   *time.Timer // the armed stall check, nil when none
+	guardMu    sync.Mutex
+	guard      *time.Timer // the armed stall check, nil when none
+	guardTaken uint64      // taken when the guard was armed
 }
 
 var _ actor.Dispatcher = (*Dispatcher)(nil)
@@ -91,15 +92,23 @@ func (d *Dispatcher) armGuard() {
 		select {
 		case <-d.quit: // Close stopped the guard; the workers drain the queue
 		default:
-			d.guard = time.AfterFunc(d.stallAfter, d.checkStall)
+			d.armGuardLocked()
 		}
 	}
 }
 
-// checkStall gives every queued run a goroutine of its own when no worker has taken a run for
-// stallAfter, and looks again later while runs are queued.
+func (d *Dispatcher) armGuardLocked() {
+	d.guardTaken = d.taken.Load()
+	d.guard = time.AfterFunc(d.stallAfter, d.checkStall)
+}
+
+// checkStall gives every queued run a goroutine of its own when no worker has taken a run
+// since the guard was armed, stallAfter ago, and looks again later while runs are queued.
 func (d *Dispatcher) checkStall() {
-	if time.Since(time.Unix(0, d.lastTaken.Load())) >= d.stallAfter {
+	d.guardMu.Lock()
+	stalled := d.taken.Load() == d.guardTaken
+	d.guardMu.Unlock()
+	if stalled {
 	drain:
 		for {
 			select {
@@ -120,7 +129,7 @@ func (d *Dispatcher) checkStall() {
 	}
 	// A run queued while this check ran found it armed: look again for it.
 	if len(d.work) > 0 {
-		d.guard = time.AfterFunc(d.stallAfter, d.checkStall)
+		d.armGuardLocked()
 	}
 }
 
@@ -162,12 +171,9 @@ func (d *Dispatcher) worker() {
 	}
 }
 
-// took records that a worker took a run, for the stall check.
-func (d *Dispatcher) took() {
-	if d.stallAfter > 0 {
-		d.lastTaken.Store(time.Now().UnixNano())
-	}
-}
+// took records that a worker took a run, for the stall check: a counter, not a clock, because
+// it runs for every connection actor's run under fan-out.
+func (d *Dispatcher) took() { d.taken.Add(1) }
 
 // Close makes the workers exit once the queue is empty and stops the stall check; runs
 // scheduled after it get goroutines of their own.

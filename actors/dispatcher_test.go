@@ -96,29 +96,27 @@ func TestDispatcherStalledRunsGetGoroutines(t *testing.T) {
 			synctest.Wait()
 		}
 		var ran atomic.Int64
+		// ranAfter lets virtual time pass and says how many of the counted runs have run.
+		ranAfter := func(wait time.Duration) int64 {
+			time.Sleep(wait)
+			synctest.Wait()
+			return ran.Load()
+		}
 		for range 5 {
 			d.Schedule(func() { ran.Add(1) })
 		}
-		time.Sleep(time.Second - time.Millisecond)
-		synctest.Wait()
-		if n := ran.Load(); n != 0 {
+		if n := ranAfter(time.Second - time.Millisecond); n != 0 {
 			t.Fatalf("%d queued runs ran before the stall bound, behind two held workers", n)
 		}
-		time.Sleep(time.Millisecond)
-		synctest.Wait()
-		if n := ran.Load(); n != 5 {
+		if n := ranAfter(time.Millisecond); n != 5 {
 			t.Fatalf("%d of 5 queued runs ran once the workers were held for the stall bound", n)
 		}
 		// Runs queued after that wait the bound again, counted from when they were queued.
 		d.Schedule(func() { ran.Add(1) })
-		time.Sleep(time.Second / 2)
-		synctest.Wait()
-		if n := ran.Load(); n != 5 {
+		if n := ranAfter(time.Second / 2); n != 5 {
 			t.Fatalf("a run queued after the drain ran after half the bound (%d ran)", n)
 		}
-		time.Sleep(time.Second)
-		synctest.Wait()
-		if n := ran.Load(); n != 6 {
+		if n := ranAfter(time.Second); n != 6 {
 			t.Fatalf("a run queued after the drain still waits after 1.5 bounds (%d ran)", n)
 		}
 		close(hold)
